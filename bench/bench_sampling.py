@@ -1,0 +1,66 @@
+"""Seconds to sample a batch (default 32 images, test.json's size) with each sampler, side by side with the baseline.
+
+The baseline is what the lab reports did: DDPM ancestral sampling through all T training steps (1000 for T=1000).
+Every row uses classifier-free guidance (w=0.5), so each step is one forward pass on a doubled batch; one extra row
+computes guidance with two separate forward passes, the baseline for that choice. Speed only: quality is in
+05_evaluation.
+Usage: python bench/bench_sampling.py [CKPT] [--n 32] [--steps 10 25 50] [--device cpu] [--bf16]
+"""
+import argparse, time
+import torch
+from ddpm_lab.data import DATA_DIR
+from ddpm_lab.sampling import sample
+from ddpm_lab.train import load_model
+
+
+def two_pass(model, w):
+    "Guidance with two forward passes per step (conditional, then null labels)."
+    return lambda x, t, c: (1 + w) * model(x, t, c) - w * model(x, t, torch.zeros_like(c))
+
+
+def seconds(fn, device):
+    "Wall time of fn(), waiting for the GPU when there is one."
+    if device.type == 'cuda': torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    fn()
+    if device.type == 'cuda': torch.cuda.synchronize()
+    return time.perf_counter() - t0
+
+
+def main():
+    P = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    P.add_argument('ckpt', nargs='?', default=DATA_DIR / 'weights' / 'cpu.pt', help='checkpoint (default: the shipped cpu.pt)')
+    P.add_argument('--n', type=int, default=32, help='images per batch')
+    P.add_argument('--steps', type=int, nargs='+', default=[10, 25, 50], help='step counts for DDIM and DPM-Solver++')
+    P.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    P.add_argument('--bf16', action='store_true', help='also time DPM-Solver++ under bf16 autocast')
+    a = P.parse_args()
+    dev = torch.device(a.device)
+    model, sch, cfg = load_model(a.ckpt, device=dev)
+    cond = torch.zeros(a.n, 24, device=dev)
+    cond[torch.arange(a.n), torch.randint(0, 24, (a.n,), generator=torch.Generator().manual_seed(0))] = 1
+    kw = dict(pred=cfg['pred'], size=cfg['size'], seed=0)
+    job = lambda sampler, steps, net=model, w=0.5: (lambda: sample(net, sch, cond, sampler, steps, w=w, **kw))
+    seconds(job('ddim', 2), dev)  # warm-up
+    n_mid = min(25, sch.T)   # the step count of the two comparison rows at the end
+    rows = [(f'baseline: ddpm, all T={sch.T} steps', sch.T, job('ddpm', sch.T))]
+    rows += [(f'{s} {n} steps', n, job(s, n)) for s in ['ddim', 'dpm++'] for n in sorted({*a.steps, n_mid}) if n <= sch.T]
+    rows.append((f'dpm++ {n_mid} steps, guidance as 2 forwards', n_mid, job('dpm++', n_mid, two_pass(model, 0.5), w=0.)))
+    if a.bf16:
+        def amp():
+            with torch.autocast(dev.type, dtype=torch.bfloat16): job('dpm++', n_mid)()
+        rows.append((f'dpm++ {n_mid} steps, bf16 autocast', n_mid, amp))
+    name = getattr(a.ckpt, 'name', a.ckpt)
+    print(f"{name}: {cfg['arch']} {cfg['size']}x{cfg['size']}, {cfg['schedule']} T={sch.T}, pred={cfg['pred']}; "
+          f"{a.n} images, w=0.5; torch {torch.__version__} on {a.device} ({torch.get_num_threads()} threads)\n")
+    print(f"| {'sampler':44s} | steps | {'seconds':>8s} | {'img/s':>7s} | vs baseline |")
+    print(f"|{'-' * 46}|-------|{'-' * 10}|{'-' * 9}|-------------|")
+    base = None
+    for label, steps, fn in rows:
+        s = seconds(fn, dev)
+        base = base or s
+        print(f'| {label:44s} | {steps:5d} | {s:8.2f} | {a.n / s:7.2f} | {base / s:10.1f}x |', flush=True)
+
+
+if __name__ == '__main__':
+    main()

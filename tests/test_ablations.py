@@ -1,0 +1,72 @@
+"Ablation sweeps end to end on the tiny preset, resuming without retraining, tables with the reports' numbers; the GAN baseline."
+import json
+import pytest, torch
+import ddpm_lab.ablations as A
+import ddpm_lab.evaluation as E
+from ddpm_lab.ablations import ablate, table_markdown, TABLES, row_config, results_path
+from ddpm_lab.train import get_config, train, load_checkpoint
+from ddpm_lab.gan import get_gan_config, train_gan, load_generator, generate, is_gan_checkpoint
+from ddpm_lab.data import DATA_DIR, read_labels, encode
+from ddpm_lab.evaluation import load_evaluator, predict, course_accuracy
+
+
+def test_guidance_sweep_end_to_end_and_resume(tmp_path, monkeypatch):
+    results, runs = tmp_path / 'results', tmp_path / 'runs'
+    cfg, key = row_config('guidance', 'w=0', 'tiny')
+    part = train(cfg, out=runs / 'tiny' / key / 's0', until=100)      # an interrupted earlier sweep
+    assert part['step'] == 100 and not part['finished']
+    recs = ablate('guidance', preset='tiny', seeds=1, results=results, runs=runs, steps=10)
+    assert [r['row'] for r in recs] == ['w=0', 'w=0.5', 'w=1', 'w=2', 'w=4']
+    assert [r['w'] for r in recs] == [0.0, 0.5, 1.0, 2.0, 4.0]
+    ck = load_checkpoint(runs / 'tiny' / key / 's0' / 'ckpt.pt')
+    assert ck['step'] == cfg['steps'] and ck['losses'][:100] == part['losses']   # resumed, not restarted
+    on_disk = json.loads(results_path('guidance', 'tiny', results).read_text())
+    assert on_disk == recs
+    for r in recs:
+        assert r['train_steps'] == 300 and r['sampler'] == 'ddim' and r['steps'] == 10 and r['machine'] and r['date']
+        for f in ('test', 'new_test'):
+            assert 0 <= r[f] <= 1 and 0 < r[f'{f}_ceiling'] <= 1 and r[f'{f}_rel'] == pytest.approx(r[f] / r[f'{f}_ceiling'])
+            assert r[f'{f}_fd'] > 0
+    # a second call finds every record: it neither trains nor evaluates, and the file is unchanged
+    def refuse(*a, **k): raise AssertionError('finished rows must not run again')
+    monkeypatch.setattr(A, 'train', refuse); monkeypatch.setattr(E, 'evaluate', refuse)
+    assert ablate('guidance', preset='tiny', seeds=1, results=results, runs=runs, steps=10) == recs
+    md = table_markdown('guidance', 'tiny', results=results)
+    assert '| w=0.5 | 1 | ' in md and '0.85 / 0.83 (A)' in md and '0.82 / 0.81 (A)' in md and 'not run' not in md
+
+
+def test_tables_show_the_reports_numbers_before_any_run(tmp_path):
+    expected = {'guidance': ['0.85 / 0.83', '0.82 / 0.81'], 'embedding': ['about 0.7'],
+                'conditioning': ['0.806 / 0.821', '0.792 / 0.804', '0.167 / 0.155'], 'timesteps': ['0.92 / 0.91', '0.69 / 0.72'],
+                'schedule': ['0.85 / 0.87'], 'architecture': ['0.92 / 0.91'], 'ddpm_vs_gan': ['0.85 / 0.87', '0.61 / 0.63']}
+    assert set(expected) == set(TABLES)
+    for table, numbers in expected.items():
+        md = table_markdown(table, 'cpu', results=tmp_path)
+        assert 'No results yet' in md and all(n in md for n in numbers), table
+
+
+def test_unknown_table_lists_the_valid_ones(tmp_path):
+    for call in (lambda: ablate('guidence', preset='tiny', results=tmp_path, runs=tmp_path),
+                 lambda: table_markdown('guidence', 'tiny', results=tmp_path)):
+        with pytest.raises(ValueError, match='valid tables: guidance, embedding, conditioning, timesteps, schedule, architecture, ddpm_vs_gan'):
+            call()
+    with pytest.raises(ValueError, match="valid rows: w=0, w=0.5"):
+        ablate('guidance', preset='tiny', results=tmp_path, runs=tmp_path, rows=['w=3'])
+    assert not any(tmp_path.iterdir())   # nothing written
+
+
+def test_gan_tiny_trains_generates_and_scores(tmp_path):
+    res = train_gan(get_gan_config('tiny', steps=60), out=tmp_path)
+    assert res['finished'] and all(len(v) == 60 for v in res['losses'].values())
+    assert (tmp_path / 'loss.png').is_file()
+    ck = torch.load(res['ckpt'], weights_only=True)                   # plain tensors and values only
+    assert ck['config']['arch'] == 'gan' and is_gan_checkpoint(res['ckpt'])
+    cls = torch.tensor(res['losses']['cls'])
+    assert cls[-15:].mean() < cls[:5].mean()                          # the classifier loss teaches the generator
+    G, cfg = load_generator(res['ckpt'])
+    cond = encode(read_labels(DATA_DIR / 'test.json'))
+    x = generate(G, cond, seed=0)
+    assert x.shape == (32, 3, 32, 32) and -1 <= x.min() and x.max() <= 1
+    assert torch.equal(generate(G, cond, seed=0), x) and not torch.equal(generate(G, cond, seed=1), x)
+    acc = course_accuracy(predict(load_evaluator(), x), cond)
+    assert 0 <= acc <= 1

@@ -1,0 +1,59 @@
+"The ddpm-lab command line: help, presets, training, sampling from a checkpoint, and clear errors."
+import json
+import pytest, torch
+from ddpm_lab.data import DATA_DIR
+
+
+def test_help_explains_every_command(cli):
+    r = cli('--help')
+    assert r.returncode == 0
+    for cmd in ('render', 'presets', 'train', 'sample', 'evaluate', 'train-evaluator', 'export', 'quickstart'):
+        assert cmd in r.stdout
+    r = cli('train', '--help')
+    assert '--resume' in r.stdout and '--minutes' in r.stdout
+
+
+def test_presets_lists_all(cli):
+    r = cli('presets')
+    assert r.returncode == 0
+    for p in ('tiny', 'cpu', 'contextunet', 'unet2d', 'best'):
+        assert p in r.stdout
+
+
+def test_unknown_preset_names_valid_ones(cli, tmp_path):
+    r = cli('train', '--preset', 'huge', '--out', tmp_path)
+    assert r.returncode == 2 and 'valid presets: tiny, cpu' in r.stderr and 'Traceback' not in r.stderr
+
+
+def test_missing_checkpoint_is_a_clear_error(cli, tmp_path):
+    r = cli('sample', '--ckpt', tmp_path / 'nope.pt', '--labels', DATA_DIR / 'test.json', '--out', tmp_path)
+    assert r.returncode == 2 and 'no checkpoint at' in r.stderr
+
+
+def test_train_export_sample_round_trip(cli, tmp_path):
+    r = cli('train', '--preset', 'tiny', '--out', tmp_path / 'run', '--set', 'steps=30')
+    assert r.returncode == 0, r.stderr[-2000:]
+    r = cli('train', '--preset', 'tiny', '--out', tmp_path / 'run', '--set', 'steps=40', '--resume')
+    assert r.returncode == 0 and json.loads(r.stdout[r.stdout.index('{'):])['step'] == 40
+    r = cli('export', '--ckpt', tmp_path / 'run' / 'ckpt.pt', '--out', tmp_path / 'small.pt')
+    assert r.returncode == 0, r.stderr[-2000:]
+    r = cli('sample', '--ckpt', tmp_path / 'small.pt', '--labels', DATA_DIR / 'test.json', DATA_DIR / 'new_test.json',
+            '--out', tmp_path / 'samples', '--steps', '10')
+    assert r.returncode == 0, r.stderr[-2000:]
+    for f in ('test', 'new_test'):
+        assert len(list((tmp_path / 'samples').glob(f'{f}_ddim10_*.png'))) == 1
+        assert len(list((tmp_path / 'samples').glob(f'{f}_ddim10_*.pt'))) == 1
+
+
+def test_sample_from_shipped_checkpoint(cli, tmp_path):
+    ckpt = DATA_DIR / 'weights' / 'cpu.pt'
+    assert ckpt.is_file() and ckpt.stat().st_size <= 20 * 2**20
+    r = cli('sample', '--ckpt', ckpt, '--labels', DATA_DIR / 'test.json', '--out', tmp_path, '--steps', '10', '--sampler', 'dpm++')
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert len(list(tmp_path.glob('test_dpm++10_*.png'))) == 1
+
+
+def test_evaluator_file_given_as_diffusion_checkpoint(cli, tmp_path):
+    torch.save({'model': {'fc.0.weight': torch.zeros(24, 512)}}, tmp_path / 'checkpoint.pth')
+    r = cli('sample', '--ckpt', tmp_path / 'checkpoint.pth', '--labels', DATA_DIR / 'test.json', '--out', tmp_path)
+    assert r.returncode == 2 and 'evaluator weight file' in r.stderr

@@ -1,0 +1,102 @@
+"Failure modes of ddpm_lab.sampling: bad arguments are refused with messages that say what is valid."
+import pytest
+import torch
+from ddpm_lab.schedule import Schedule
+from ddpm_lab.sampling import GaussianOracle, sample, sample_labels_file, timesteps
+
+SCH = Schedule.from_name('cosine', 50)
+ORACLE = GaussianOracle(SCH, mu=0.2, std=0.5)
+COND = torch.zeros(2, 24)
+
+
+def run(**kw):
+    args = dict(model=ORACLE, schedule=SCH, cond=COND, sampler='ddim', steps=5, w=0.5, size=8)
+    return sample(**{**args, **kw})
+
+
+def test_runs():
+    x = run()
+    assert x.shape == (2, 3, 8, 8) and x.abs().max() <= 1
+
+
+def test_unknown_sampler_lists_valid_ones():
+    with pytest.raises(ValueError, match=r"unknown sampler 'euler'; valid: ddpm, ddim, dpm\+\+"):
+        run(sampler='euler')
+
+
+@pytest.mark.parametrize('steps', [0, -3, 51, 1000, 2.5])
+def test_steps_out_of_range(steps):
+    with pytest.raises(ValueError, match='steps must be an integer from 1 to T=50'):
+        run(steps=steps)
+    with pytest.raises(ValueError, match='from 1 to T=50'):
+        timesteps(50, steps)
+
+
+@pytest.mark.parametrize('cond', [torch.zeros(24), torch.zeros(2, 23), torch.zeros(2, 24, 1), [[0.] * 24]])
+def test_wrong_cond_shape(cond):
+    with pytest.raises(ValueError, match=r'cond must be a \(B, '):
+        run(cond=cond)
+
+
+def test_cond_width_checked_against_model():
+    class Net(torch.nn.Module):
+        n_classes = 10
+        def forward(self, x, t, c): return x
+    with pytest.raises(ValueError, match=r'cond must be a \(B, 10\)'):
+        run(model=Net())
+
+
+def test_unknown_prediction_type():
+    with pytest.raises(ValueError, match='unknown prediction type .score.; valid: eps, x0, v'):
+        run(pred='score')
+
+
+def test_eps_refused_on_zero_terminal_snr():
+    sz = Schedule.from_name('linear', 50, zero_snr=True)
+    with pytest.raises(ValueError, match="needs pred='v' or 'x0'"):
+        run(schedule=sz, model=GaussianOracle(sz), pred='eps')
+    run(schedule=sz, model=GaussianOracle(sz, pred='v'), pred='v')  # v works
+
+
+@pytest.mark.parametrize('eta', [-0.1, 1.5])
+def test_eta_out_of_range(eta):
+    with pytest.raises(ValueError, match=r'eta must be in \[0, 1\]'):
+        run(eta=eta)
+
+
+def test_train_format_file_refused(tmp_path):
+    f = tmp_path / 'train_like.json'
+    f.write_text('{"a.png": ["red cube"]}')
+    with pytest.raises(ValueError, match='train-format file'):
+        sample_labels_file(tmp_path / 'missing.pt', f, tmp_path / 'out')
+
+
+def test_missing_checkpoint_named(tmp_path):
+    f = tmp_path / 'conds.json'
+    f.write_text('[["red cube"], ["blue sphere", "gray cylinder"]]')
+    with pytest.raises(FileNotFoundError, match='missing.pt'):
+        sample_labels_file(tmp_path / 'missing.pt', f, tmp_path / 'out')
+    assert not (tmp_path / 'out').exists()  # nothing written
+
+
+def test_unknown_label_in_file_named(tmp_path):
+    f = tmp_path / 'conds.json'
+    f.write_text('[["red cube"], ["pink sphere"]]')
+    with pytest.raises(ValueError, match="unknown label 'pink sphere'"):
+        sample_labels_file(tmp_path / 'missing.pt', f, tmp_path / 'out')
+
+
+def test_labels_file_end_to_end(tmp_path):
+    "A tiny randomly initialised checkpoint goes through load_model, sampling and both output files."
+    from ddpm_lab.train import get_config, make_model, save_checkpoint
+    cfg = get_config('tiny')
+    save_checkpoint(tmp_path / 'tiny.pt', dict(config=cfg, model=make_model(cfg).state_dict(), ema=None, step=0))
+    f = tmp_path / 'conds.json'
+    f.write_text('[["red cube"], ["blue sphere", "gray cylinder"], ["yellow cube", "red sphere", "cyan cylinder"]]')
+    res = sample_labels_file(tmp_path / 'tiny.pt', f, tmp_path / 'out', sampler='ddpm', steps=3, w=1.0, seed=2, device='cpu')
+    assert res['grid'].is_file() and res['tensors'].is_file() and res['n'] == 3 and res['seconds'] > 0
+    saved = torch.load(res['tensors'], weights_only=True)
+    assert saved['images'].dtype == torch.uint8 and saved['images'].shape == (3, 3, cfg['size'], cfg['size'])
+    assert saved['cond'].sum(1).tolist() == [1., 2., 3.]
+    again = sample_labels_file(tmp_path / 'tiny.pt', f, tmp_path / 'again', sampler='ddpm', steps=3, w=1.0, seed=2, device='cpu')
+    assert torch.equal(torch.load(again['tensors'], weights_only=True)['images'], saved['images'])  # same seed, same images

@@ -1,0 +1,78 @@
+"Training engine: learning, exact resume, NaN guard, refusal to overwrite, multi-process torchrun."
+import json, os, shutil, subprocess, sys
+import pytest, torch
+import ddpm_lab.train as T
+from ddpm_lab.train import get_config, train, load_model, load_checkpoint
+from ddpm_lab.sampling import sample
+from ddpm_lab.data import encode
+
+
+def _high_freq(x):
+    "Mean absolute difference of neighbouring pixels: large for noise, small for scenes."
+    return ((x[..., 1:, :] - x[..., :-1, :]).abs().mean() + (x[..., :, 1:] - x[..., :, :-1]).abs().mean()).item() / 2
+
+
+def test_tiny_learns_and_samples_are_not_noise(tmp_path):
+    res = train(get_config('tiny'), out=tmp_path)
+    L = torch.tensor(res['losses'])
+    assert res['finished'] and res['step'] == 300
+    assert L[-30:].mean() < 0.4 * L[:10].mean(), (L[:10].mean(), L[-30:].mean())
+    model, sched, cfg = load_model(res['ckpt'])
+    imgs, _ = T.training_data(cfg)
+    x = sample(model, sched, encode([['gray cube', 'red sphere']] * 16), sampler='ddim', steps=20, w=0.5, size=32, seed=0)
+    noise = torch.randn_like(x).clamp(-1, 1)
+    data = imgs[:16].float() / 127.5 - 1
+    assert _high_freq(x) < 0.5 * _high_freq(noise)  # smooth images, not noise
+    assert abs(x.mean() - data.mean()) < 0.25       # a gray floor, like the data
+
+
+def test_resume_equals_uninterrupted(tmp_path):
+    c = get_config('tiny', steps=40, ckpt_every=10)
+    full = train(c, out=tmp_path / 'full')['losses']
+    part = train(c, out=tmp_path / 'part', until=25)
+    assert part['step'] == 25 and not part['finished']
+    rest = train(c, out=tmp_path / 'part', resume=True)
+    assert rest['finished'] and rest['losses'] == full
+    a, b = load_checkpoint(tmp_path / 'full' / 'ckpt.pt'), load_checkpoint(tmp_path / 'part' / 'ckpt.pt')
+    assert all(torch.equal(a['ema'][k], b['ema'][k]) for k in a['ema'])
+
+
+def test_existing_run_is_not_overwritten(tmp_path):
+    train(get_config('tiny', steps=5), out=tmp_path)
+    before = (tmp_path / 'ckpt.pt').read_bytes()
+    with pytest.raises(ValueError, match='--resume'):
+        train(get_config('tiny', steps=5), out=tmp_path)
+    assert (tmp_path / 'ckpt.pt').read_bytes() == before
+
+
+def test_resume_with_other_config_is_refused(tmp_path):
+    train(get_config('tiny', steps=5), out=tmp_path)
+    with pytest.raises(ValueError, match=r"config differs in \['lr'\]"):
+        train(get_config('tiny', steps=10, lr=1e-4), out=tmp_path, resume=True)
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
+    real, calls = T.diffusion_loss, []
+    def flaky(*a, **k):
+        calls.append(1)
+        loss = real(*a, **k)
+        return loss * float('nan') if len(calls) > 25 else loss
+    monkeypatch.setattr(T, 'diffusion_loss', flaky)
+    with pytest.raises(FloatingPointError, match='at step 25.*last good checkpoint'):
+        train(get_config('tiny', steps=100, ckpt_every=10), out=tmp_path)
+    ck = load_checkpoint(tmp_path / 'ckpt.pt')
+    assert ck['step'] == 20 and all(torch.isfinite(v).all() for v in ck['model'].values() if v.is_floating_point())
+
+
+def test_torchrun_two_processes(tmp_path):
+    torchrun = shutil.which('torchrun', path=os.path.dirname(sys.executable)) or shutil.which('torchrun')
+    cmd = [torchrun, '--standalone', '--nproc_per_node=2', '-m', 'ddpm_lab.cli', 'train', '--preset', 'tiny',
+           '--out', str(tmp_path), '--set', 'steps=20', 'ckpt_every=10', 'log_every=5']
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, 'OMP_NUM_THREADS': '1'})
+    assert r.returncode == 0, r.stderr[-3000:]
+    ck = load_checkpoint(tmp_path / 'ckpt.pt')
+    assert ck['step'] == 20 and len(ck['losses']) == 20
+    assert all(torch.isfinite(torch.tensor(ck['losses'])))
+    assert '2 process(es)' in r.stdout + r.stderr
+    log = [json.loads(l) for l in (tmp_path / 'log.jsonl').read_text().splitlines()]
+    assert [l['step'] for l in log] == [5, 10, 15, 20]
