@@ -56,6 +56,14 @@ def _train_evaluator(a):
     from ddpm_lab.evaluation import train_evaluator
     train_evaluator(a.out, n_scenes=a.scenes, epochs=a.epochs, seed=a.seed)
 
+def _ablate(a):
+    "Run (or resume) an ablation table, then print it as markdown."
+    from ddpm_lab.ablations import ablate, table_markdown
+    if not a.show:
+        ablate(a.table, preset=a.preset, seeds=a.seeds, results=a.results, runs=a.runs, sampler=a.sampler, steps=a.steps,
+               evaluator=a.evaluator, data=a.data, minutes=a.minutes, rows=a.rows)
+    print(table_markdown(a.table, a.preset, a.results))
+
 def _export(a):
     "Shrink a training checkpoint to its EMA weights (fp16) for shipping."
     from ddpm_lab.train import export_checkpoint
@@ -65,8 +73,8 @@ def _export(a):
 def _sampling_args(p, labels_default=None):
     "Add the sampler options shared by sample, evaluate and quickstart."
     p.add_argument('--labels', nargs='+', default=labels_default, help='label-list files (test.json format) to generate')
-    p.add_argument('--sampler', default='ddim', help="reverse process: 'ddpm' (ancestral), 'ddim' (deterministic) or 'dpm++' (DPM-Solver++ 2M)")
-    p.add_argument('--steps', type=int, default=50, help='number of denoising steps (at most the training T)')
+    p.add_argument('--sampler', default='ddpm', help="reverse process: 'ddpm' (ancestral), 'ddim' (deterministic) or 'dpm++' (DPM-Solver++ 2M)")
+    p.add_argument('--steps', type=int, default=100, help='number of denoising steps (at most the training T)')
     p.add_argument('--w', type=float, default=0.5, help='classifier-free guidance weight: eps = (1+w) eps(x,c) - w eps(x,none)')
     p.add_argument('--seed', type=int, default=0, help='seed of the initial noise')
 
@@ -139,6 +147,21 @@ def build_parser():
     p.add_argument('--out', required=True, help='output file')
     p.add_argument('--fp32', action='store_true', help='keep float32 weights (default: float16)')
     p.set_defaults(fn=_export)
+
+    p = sub.add_parser('ablate', help='run an ablation table of the reports: train -> sample -> evaluate per row and seed (resumable)')
+    p.add_argument('--table', required=True, help='guidance, embedding, conditioning, timesteps, schedule, architecture or ddpm_vs_gan')
+    p.add_argument('--preset', default='cpu', help='training preset the rows modify')
+    p.add_argument('--seeds', type=int, default=3, help='seeds per row (finished rows are never rerun)')
+    p.add_argument('--results', default='results', help='folder of the results JSON files')
+    p.add_argument('--runs', default='runs/ablate', help='folder of the training runs')
+    p.add_argument('--sampler', default='ddim', help="sampler used to evaluate every row: 'ddpm', 'ddim' or 'dpm++'")
+    p.add_argument('--steps', type=int, default=50, help='sampling steps used to evaluate every row')
+    p.add_argument('--evaluator', default=None, help='evaluator weights (default: shipped)')
+    p.add_argument('--data', default=None, help='training images (default: synthetic i-CLEVR)')
+    p.add_argument('--minutes', type=float, default=None, help='time budget per training run (resumable)')
+    p.add_argument('--rows', nargs='*', default=None, help='only these rows of the table')
+    p.add_argument('--show', action='store_true', help='only print the table from the results file')
+    p.set_defaults(fn=_ablate)
 
     p = sub.add_parser('quickstart', help='the main job: data -> model (shipped or --train) -> samples -> evaluation table')
     p.add_argument('--out', default='runs/quickstart', help='output folder')

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_evaluation.ipynb 3
 from __future__ import annotations
-import json, os, tempfile, time, pickle, zipfile
+import json, os, time, pickle, zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import torch, torch.nn.functional as F, torchvision
@@ -34,7 +34,8 @@ def _read_file(path):
     "torch.load a file without running pickled code; a clear error naming the file otherwise."
     if not path.is_file(): raise FileNotFoundError(f"evaluator weights not found: {path}")
     expected = "Expected a torch.save'd dict {'model': state_dict} holding only tensors."
-    if not zipfile.is_zipfile(path) and path.read_bytes()[:1] != b'\x80':  # torch.save writes a zip (a pickle before torch 1.6)
+    with open(path, 'rb') as fh: first = fh.read(1)
+    if not zipfile.is_zipfile(path) and first != b'\x80':  # torch.save writes a zip (a pickle before torch 1.6)
         raise ValueError(f"{path}: not a torch weight file (neither a torch.save zip archive nor a pickle). {expected}")
     try: return torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as e:
@@ -66,8 +67,9 @@ def load_evaluator(path=EVALUATOR_PATH, # a course-format weight file: {'model':
     "Load a course-format evaluator from any path onto any device, in float32 and eval mode, without running pickled code."
     path = Path(path)
     ckpt = _read_file(path)
-    if not isinstance(ckpt, dict) or 'model' not in ckpt:
-        found = f"keys {_listed([repr(k) for k in ckpt])}" if isinstance(ckpt, dict) else f"a {type(ckpt).__name__}"
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get('model'), dict):
+        found = (f"'model' holding a {type(ckpt['model']).__name__}" if isinstance(ckpt, dict) and 'model' in ckpt else
+                 f"keys {_listed([repr(k) for k in ckpt])}" if isinstance(ckpt, dict) else f"a {type(ckpt).__name__}")
         hint = " (a bare state dict: save it as {'model': state_dict})" if isinstance(ckpt, dict) and 'conv1.weight' in ckpt else ''
         raise ValueError(f"{path}: expected the course format, a dict whose key 'model' holds the state dict; found {found}{hint}")
     _check_state(ckpt['model'], path)
@@ -76,12 +78,11 @@ def load_evaluator(path=EVALUATOR_PATH, # a course-format weight file: {'model':
     return model.to(device).eval()
 
 def _atomic_save(obj, path):
-    "torch.save to a temporary file beside path, then rename it over path: no half-written file ever."
+    "torch.save to a temporary file beside path, then rename it over path: never a half-written file."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp'); os.close(fd)
+    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
     try: torch.save(obj, tmp); os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp): os.remove(tmp)
+    finally: tmp.unlink(missing_ok=True)
     return path
 
 def save_evaluator(model,       # a build_evaluator() model
@@ -171,7 +172,7 @@ def frechet_distance(f1, f2): # (N1,D), (N2,D) features
     stats = lambda f: (f.double().mean(0), torch.cov(f.double().T))
     return frechet_from_stats(*stats(f1), *stats(f2))
 
-# %% ../nbs/05_evaluation.ipynb 27
+# %% ../nbs/05_evaluation.ipynb 29
 REF_SEED = 1000  # render seed of reference images (training uses seeds 0 and 1 by default)
 
 def _as_evaluator(evaluator, device='cpu'):
@@ -197,7 +198,7 @@ def ceiling(evaluator, labels_file, n_renders=10, seed=REF_SEED, size=64):
     x, y = reference(labels_file, n_renders, size, seed)
     return course_accuracy(predict(_as_evaluator(evaluator), x), y)
 
-# %% ../nbs/05_evaluation.ipynb 29
+# %% ../nbs/05_evaluation.ipynb 31
 def _scenes(n, seed, cache=True, chunk=256):
     "n random scenes of 1-5 objects rendered at 64x64: uint8 (n,3,64,64) and targets (n,24), cached."
     path = DATA_DIR/'synthetic'/f'evaluator_scenes_n{n}_s{seed}_v{RENDER_VERSION}.pt'
@@ -227,15 +228,16 @@ def augment(x, g): # (B,3,64,64) in [-1,1] (changed in place); g: a torch.Genera
     i = some(0.3); x[i] = (x[i] + 0.08 * u(len(i), 1, 1, 1) * torch.randn(x[i].shape, generator=g)).clamp(-1, 1)
     return x
 
-# %% ../nbs/05_evaluation.ipynb 31
+# %% ../nbs/05_evaluation.ipynb 33
 def train_evaluator(out=EVALUATOR_PATH, # weight file to write (course format); the history goes to out with .json
-                    n_scenes=20_000,    # training scenes of 1-5 random objects (rendered once at 64x64, cached)
+                    n_scenes=40_000,    # training scenes of 1-5 random objects (rendered once at 64x64, cached)
                     epochs=10,          # passes over the scenes
                     seed=0,             # seed of the training scenes and of training; held-out scenes use seed + 1
                     p32=0.5,            # share of images shown at 32x32 upsampled (like the official evaluator's data)
-                    batch_size=128, lr=2e-3, weight_decay=0.05,
+                    batch_size=64, lr=2e-3, weight_decay=0.05,
                     n_val=1000,         # held-out scenes scored (at both resolutions) after every epoch
                     half=True,          # store fp16 weights (about 22 MB; loading restores float32)
+                    amp=True,           # bf16 autocast (about 1.8x faster on CPUs with AVX512-BF16/AMX, and on GPUs)
                     device='cpu'):
     "Train the course's evaluator architecture on rendered scenes, save it in the course format and return its history."
     config = {k: v for k, v in locals().items() if k != 'out'} | {'out': str(out)}
@@ -255,7 +257,9 @@ def train_evaluator(out=EVALUATOR_PATH, # weight file to write (course format); 
             xb = eval_input(x[idx])
             xb = torch.where((torch.rand(len(idx), generator=g) < p32)[:, None, None, None], via_32(xb), xb)
             xb = augment(xb, g).to(device, memory_format=torch.channels_last)
-            loss = F.binary_cross_entropy_with_logits(model.fc[0](trunk(xb)), y[idx].to(device))
+            with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=amp):
+                logits = model.fc[0](trunk(xb))
+            loss = F.binary_cross_entropy_with_logits(logits.float(), y[idx].to(device))
             opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); sched.step()
             hist['loss'].append(round(loss.item(), 5)); bar.update(); bar.set_postfix(loss=f'{loss.item():.4f}')
         rec = dict(epoch=epoch, step=epoch * per_epoch, seconds=round(time.time() - t0, 1),
@@ -269,7 +273,7 @@ def train_evaluator(out=EVALUATOR_PATH, # weight file to write (course format); 
     print(f"saved {out} ({Path(out).stat().st_size / 1e6:.1f} MB) in {hist['seconds'] / 60:.1f} min; ceilings {hist['ceiling']}")
     return hist
 
-# %% ../nbs/05_evaluation.ipynb 47
+# %% ../nbs/05_evaluation.ipynb 49
 def _table(rows):
     "The results as a text table."
     rel = lambda r: f"{r['relative']:>9.3f}" if r['relative'] is not None else f"{'-':>9}"
@@ -288,14 +292,21 @@ def evaluate(ckpt,                # diffusion checkpoint (ddpm_lab.train format)
     "Sample each label file with a checkpoint, score it, print a table of accuracy, ceiling and Frechet distance; return the results."
     from ddpm_lab.train import load_model      # imported here because ddpm_lab.train may use this module
     from ddpm_lab.sampling import sample
-    model, schedule, cfg = load_model(ckpt, ema=True, device=device)
+    from ddpm_lab.gan import is_gan_checkpoint, load_generator, generate
+    if is_gan_checkpoint(ckpt):                   # a conditional GAN (07_gan): one generator pass per image
+        G, cfg = load_generator(ckpt, device)
+        make = lambda cond: generate(G, cond.to(device), seed=seed).cpu()
+        sampler, steps, w = 'gan', None, None
+    else:
+        model, schedule, cfg = load_model(ckpt, ema=True, device=device)
+        make = lambda cond: sample(model, schedule, cond.to(device), sampler=sampler, steps=steps, w=w, pred=cfg['pred'], size=cfg['size'], seed=seed).cpu()
     ev, size = _as_evaluator(evaluator, device), cfg['size']
     files = labels_files or [DATA_DIR/'test.json', DATA_DIR/'new_test.json']
     rows = []
     for f in map(Path, files):
         cond = encode(_label_lists(f))
         t0 = time.time()
-        imgs = sample(model, schedule, cond.to(device), sampler=sampler, steps=steps, w=w, pred=cfg['pred'], size=size, seed=seed).cpu()
+        imgs = make(cond)
         secs = time.time() - t0
         ref, ref_y = reference(f, n_renders, size)
         ref_feats = features(ev, ref)

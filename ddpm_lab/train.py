@@ -39,9 +39,9 @@ PRESETS = dict(
     tiny=dict(model=dict(channels=[16, 32], layers=1, attn=[False, False], groups=8), T=100, n_train=256, batch_size=32,
               steps=300, lr=2e-3, warmup=20, ema=0.99, log_every=10, ckpt_every=100, sample_every=0,
               _about='seconds on a CPU; for tests and demos'),
-    cpu=dict(model=dict(channels=[32, 64, 128], layers=2, attn=[False, False, True]), batch_size=32,
-             steps=4500, lr=1e-3, warmup=200, ema=0.999, min_snr=5.0, amp=False, channels_last=False,
-             ckpt_every=500, sample_every=1500,
+    cpu=dict(model=dict(channels=[32, 64, 128], layers=2, attn=[False, False, True]), batch_size=32, pred='v',
+             steps=3000, lr=1e-3, warmup=200, ema=0.999, min_snr=5.0, amp=False, channels_last=False,
+             ckpt_every=250, sample_every=1000,
              _about='32x32, the best model a 2-core CPU trains in about 30 minutes'),
     contextunet=dict(arch='contextunet', model=dict(n_feat=128), size=64, schedule='linear', T=400,
                      batch_size=128, steps=_epochs(300, 128), lr=1e-4, lr_min=1.0, warmup=0, grad_clip=None,
@@ -143,6 +143,7 @@ def load_model(path, ema=True, device='cpu'):
     "Rebuild (model, schedule, config) from a checkpoint alone; EMA weights when present."
     ck = load_checkpoint(path)
     cfg = ck['config']
+    if cfg.get('arch') == 'gan': raise ValueError(f'{path} is a GAN checkpoint: load it with ddpm_lab.gan.load_generator')
     model = make_model(cfg)
     sd = ck['ema'] if ema and ck.get('ema') is not None else ck['model']
     check_state_dict(model, sd, f'checkpoint {path} (arch {cfg["arch"]}, {cfg["model"]})')
@@ -215,13 +216,12 @@ def _restore(path, cfg, model, ema, opt):
 
 def _plot_losses(losses, path):
     "Save the loss curve (raw and smoothed) as a PNG."
-    import matplotlib; matplotlib.use('Agg', force=False)
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 3))
+    from matplotlib.figure import Figure   # no pyplot: the backend of a notebook stays as it is
+    fig = Figure(figsize=(6, 3)); ax = fig.subplots()
     ax.plot(losses, alpha=0.3, lw=0.5, label='loss')
     k = max(1, len(losses) // 50)
     if len(losses) > k: ax.plot(range(k - 1, len(losses)), torch.tensor(losses).unfold(0, k, 1).mean(1), label=f'mean of {k}')
-    ax.set(yscale='log', xlabel='step', ylabel='loss'); ax.legend(); fig.tight_layout(); fig.savefig(path, dpi=100); plt.close(fig)
+    ax.set(yscale='log', xlabel='step', ylabel='loss'); ax.legend(); fig.tight_layout(); fig.savefig(path, dpi=100)
 
 def _sample_grid(model, sched, cfg, path):
     "Sample the 32 test.json conditions with DDIM and save an 8-per-row grid."

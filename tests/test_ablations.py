@@ -70,3 +70,14 @@ def test_gan_tiny_trains_generates_and_scores(tmp_path):
     assert torch.equal(generate(G, cond, seed=0), x) and not torch.equal(generate(G, cond, seed=1), x)
     acc = course_accuracy(predict(load_evaluator(), x), cond)
     assert 0 <= acc <= 1
+
+
+def test_gan_row_of_ddpm_vs_gan(tmp_path):
+    "The GAN row trains the GAN preset that goes with the DDPM preset, and the evaluation scores its generator."
+    recs = ablate('ddpm_vs_gan', preset='tiny', seeds=1, results=tmp_path / 'results', runs=tmp_path / 'runs', rows=['conditional GAN'])
+    (r,) = recs
+    assert (r['row'], r['arch'], r['run'], r['sampler'], r['steps'], r['w']) == ('conditional GAN', 'gan', 'gan-tiny', 'gan', None, None)
+    assert r['train_steps'] == get_gan_config('tiny')['steps'] and 0 <= r['test'] <= 1 and 0 <= r['new_test'] <= 1
+    assert is_gan_checkpoint(tmp_path / 'runs' / 'tiny' / 'gan-tiny' / 's0' / 'ckpt.pt')
+    md = table_markdown('ddpm_vs_gan', 'tiny', results=tmp_path / 'results')
+    assert '| conditional GAN | 1 |' in md and 'one G pass' in md and '| DDPM | 0 | not run |' in md
