@@ -281,7 +281,7 @@ def _table(rows):
                      [f"{r['file']:<16}{r['accuracy']:>9.4f}{r['ceiling']:>9.4f}{rel(r)}{r['frechet']:>9.2f}{r['frechet_floor']:>8.2f}"
                       f"{r['sample_seconds']:>9.1f}" for r in rows])
 
-def evaluate(ckpt,                # diffusion checkpoint (ddpm_lab.train format)
+def evaluate(ckpt,                # diffusion checkpoint (ddpm_lab.train) or conditional GAN checkpoint (ddpm_lab.gan)
              evaluator=None,      # evaluator module or course-format weight file (default: the shipped one)
              labels_files=None,   # label-list files (default: test.json and new_test.json)
              sampler='ddim', steps=50, w=0.5,  # sampling (see ddpm_lab.sampling.sample)
