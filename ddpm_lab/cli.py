@@ -186,4 +186,6 @@ def main(argv=None):
         print(f'ddpm-lab {a.cmd}: error: {e}', file=sys.stderr)
         sys.exit(2)
 
-if __name__ == '__main__' and 'ipykernel' not in sys.modules: main()  # python -m ddpm_lab.cli; not when this notebook runs
+# %% ../nbs/08_cli.ipynb 10
+#| eval: false
+if __name__ == '__main__' and 'ipykernel' not in sys.modules: main()  # `python -m ddpm_lab.cli`; never when this notebook runs
