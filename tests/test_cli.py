@@ -38,7 +38,7 @@ def test_train_export_sample_round_trip(cli, tmp_path):
     r = cli('export', '--ckpt', tmp_path / 'run' / 'ckpt.pt', '--out', tmp_path / 'small.pt')
     assert r.returncode == 0, r.stderr[-2000:]
     r = cli('sample', '--ckpt', tmp_path / 'small.pt', '--labels', DATA_DIR / 'test.json', DATA_DIR / 'new_test.json',
-            '--out', tmp_path / 'samples', '--steps', '10')
+            '--out', tmp_path / 'samples', '--steps', '10', '--sampler', 'ddim')
     assert r.returncode == 0, r.stderr[-2000:]
     for f in ('test', 'new_test'):
         assert len(list((tmp_path / 'samples').glob(f'{f}_ddim10_*.png'))) == 1
