@@ -14,7 +14,7 @@ from .data import file_md5
 from .unet import n_params
 from .train import PRESETS, get_config, train, make_model, load_checkpoint
 from .evaluation import EVALUATOR_PATH
-from .gan import GAN_PRESETS, get_gan_config, train_gan, make_generator
+from .gan import GAN_BASE, GAN_PRESETS, get_gan_config, train_gan, make_generator
 
 # %% ../nbs/06_ablations.ipynb 5
 _CONTEXTUNET_A, _UNET2D_B = PRESETS['contextunet']['model'], PRESETS['unet2d']['model']  # the reports' networks
@@ -91,26 +91,25 @@ def check_table(table):
 def _apply(preset, changes):
     "The preset's config with `changes` applied; `arch` first, taking that architecture's size at this preset."
     if preset not in ARCH_MODELS: raise ValueError(f"no ablation settings for preset {preset!r}; valid presets: {', '.join(ARCH_MODELS)}")
-    cfg, changes = get_config(preset), dict(changes)
-    if 'arch' in changes: cfg['arch'] = changes.pop('arch'); cfg['model'] = copy.deepcopy(ARCH_MODELS[preset][cfg['arch']])
-    for k, v in changes.items():
-        if k.startswith('model.'): cfg['model'][k[6:]] = v
-        elif k in cfg: cfg[k] = v
-        else: raise ValueError(f'unknown config key {k!r} in an ablation row; valid keys: {", ".join(sorted(cfg))}')
-    return cfg
+    if 'arch' in changes:   # the new network at this preset's size, then any `model.x` changes on top of it
+        changes = dict(arch=changes['arch'], model=copy.deepcopy(ARCH_MODELS[preset][changes['arch']])) | changes
+    return get_config(preset, **changes)
 
 def _key(changes):
     "A readable folder name for a set of config changes."
     return '_'.join(f'{k.replace("model.", "")}={v}' for k, v in sorted(changes.items())) or 'base'
 
-def row_config(table, row, preset, seed=0):
+def row_config(table, row, preset, seed=0,
+               budget=None):  # changes made to every row, such as a smaller budget {'steps': 640}
     "(config, run key) of one row of a table at a preset for seed index `seed` (config seed = preset seed + seed)."
-    t = check_table(table)
+    t, budget = check_table(table), budget or {}
     r = row if isinstance(row, dict) else _find_row(t, row)
-    if r['gan']:
-        cfg = get_gan_config(GAN_FOR_PRESET[preset])
-        return dict(cfg, seed=cfg['seed'] + seed), f'gan-{cfg["preset"]}'
-    changes = {**t['base'], **r['train']}
+    if r['gan']:   # the GAN preset of this DDPM preset, with the budget changes that a GAN config has
+        gan = GAN_FOR_PRESET[preset]
+        extra = {k: v for k, v in budget.items() if k in GAN_BASE and get_gan_config(gan)[k] != v}
+        cfg = get_gan_config(gan, **extra)
+        return dict(cfg, seed=cfg['seed'] + seed), f'gan-{gan}' + (f'_{_key(extra)}' if extra else '')
+    changes = {**budget, **t['base'], **r['train']}
     cfg = _apply(preset, changes)
     key = _key({k: v for k, v in changes.items() if _apply(preset, {c: w for c, w in changes.items() if c != k}) != cfg})
     return dict(cfg, seed=cfg['seed'] + seed), key
@@ -187,6 +186,19 @@ def evaluator_id(path=None):
     return f'{path.name}:{file_md5(path)[:8]}'
 
 # %% ../nbs/06_ablations.ipynb 13
+def _evaluate_once(ckpt, evaluator, ev_id, sampling, seed, run):
+    "Evaluate a finished run with one sampling, reusing the result another table saved for the same run, sampling and evaluator."
+    from ddpm_lab.evaluation import evaluate
+    s, n, w = sampling   # ('gan', None, None) for a GAN: evaluate generates with its generator instead
+    out = run/'eval'/(f'{s}{n}_w{w}' if n else s)
+    saved = out/'results.json'
+    if saved.is_file():
+        res = json.loads(saved.read_text())
+        if [res.get(k) for k in ('ckpt_md5', 'evaluator', 'sampler', 'steps', 'w', 'seed')] == [file_md5(ckpt), ev_id, s, n, w, seed]: return res
+    res = evaluate(ckpt, evaluator, None, sampler=s, steps=n, w=w, seed=seed, out=out) | dict(ckpt_md5=file_md5(ckpt), evaluator=ev_id)
+    saved.write_text(json.dumps(res, indent=1))
+    return res
+
 def ablate(table,              # a name in TABLES
            preset='cpu',       # training preset the rows change (see ddpm_lab.train.PRESETS)
            seeds=3,            # seed indices 0..seeds-1 (training seed = preset seed + index; sampling seed = index)
@@ -196,16 +208,16 @@ def ablate(table,              # a name in TABLES
            evaluator=None,     # evaluator weight file (None: the shipped one)
            data=None,          # training images folder (None: synthetic i-CLEVR)
            minutes=None,       # stop training after this many minutes in this call (resumable)
-           rows=None):         # names of the rows to run (None: all)
+           rows=None,          # names of the rows to run (None: all)
+           budget=None):       # config changes made to every row, such as {'steps': 640} (a separate run and line)
     "Run a table: train -> sample -> evaluate each (seed, row) not yet in the results file; returns the file's records."
-    from ddpm_lab.evaluation import evaluate
     t = check_table(table)
     path, end = results_path(table, preset, results), None if minutes is None else time.time() + 60 * minutes
     todo = [_find_row(t, r) for r in rows] if rows else t['rows']
     ev_id = evaluator_id(evaluator)
     for seed in range(seeds):
         for row in todo:
-            cfg, key = row_config(table, row, preset, seed)
+            cfg, key = row_config(table, row, preset, seed, budget)
             if row['gan'] and evaluator is not None: cfg['evaluator'] = str(evaluator)   # the GAN learns from the classifier that scores it
             sampling = _sampling(row, cfg, sampler, steps)
             if any(_same(r, row, seed, key, sampling, ev_id) for r in read_results(path)): continue
@@ -215,8 +227,7 @@ def ablate(table,              # a name in TABLES
             ckpt, finished, spent = _train_run(cfg, run, data, left)
             if not finished:
                 print(f'stopped after {minutes} minutes in {run}: call ablate again to resume'); return read_results(path)
-            s, n, w = sampling   # ('gan', None, None) for a GAN: evaluate generates with its generator instead
-            res = evaluate(ckpt, evaluator, None, sampler=s, steps=n, w=w, seed=seed, out=run/'eval'/(f'{s}{n}_w{w}' if n else s))
+            res = _evaluate_once(ckpt, evaluator, ev_id, sampling, seed, run)
             _append(path, _record(table, preset, row, seed, key, cfg, spent, res, ev_id))
     return read_results(path)
 
@@ -263,9 +274,10 @@ def table_markdown(table,              # a name in TABLES
     cols = ['row', 'seeds', 'test', 'new_test', 'test / ceiling', 'new_test / ceiling', 'Frechet (test)', 'params',
             'training', 'sampling', 'report: test / new_test']
     lines = ['| ' + ' | '.join(cols) + ' |', '|' + '---|' * len(cols)]
-    for row in t['rows']:
+    budgets = sorted({r['train_steps'] for r in recs}, reverse=True) or [None]   # one block of rows per training budget
+    for steps, row in [(b, row) for b in budgets for row in t['rows']]:
         report = f"{row['report']} ({row['source']})" if row['source'] else row['report']
-        for g in _groups(recs, row) or [[]]:
+        for g in [g for g in _groups(recs, row) if g[0]['train_steps'] == steps] or [[]]:
             if not g:
                 params = _n_params(row_config(table, row, preset)[0]) / 1e6
                 lines.append(f"| {row['name']} | 0 | not run |" + ' |' * 4 + f' {params:.2f}M |' + ' |' * 2 + f' {report} |'); continue
@@ -280,21 +292,25 @@ def table_markdown(table,              # a name in TABLES
 
 # %% ../nbs/06_ablations.ipynb 17
 def plot_table(table, preset='cpu', results='results'):
-    "Accuracy (test, new_test) and Frechet distance against the table's x (w or T); None when the table has no plot or no results."
+    "Accuracy (test, new_test) and Frechet distance against the table's x (w or T), one curve per training budget; None without a plot or results."
     import matplotlib.pyplot as plt
     t = check_table(table)
     recs = read_results(results_path(table, preset, results))
     if 'plot' not in t or not recs: return None
     x = t['plot']['x']
-    xs = sorted({r[x] for r in recs})
-    def curve(key): # mean and standard deviation over seeds of `key` at each x
-        a = [torch.tensor([r[key] for r in recs if r[x] == v], dtype=torch.float64) for v in xs]
-        return [v.mean().item() for v in a], [v.std().item() if len(v) > 1 else 0.0 for v in a]
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(9, 3.2))
-    for k, c in (('test', 'C0'), ('new_test', 'C1')):
-        ax.errorbar(xs, *curve(k), marker='o', capsize=3, color=c, label=k)
-        ax.axhline(sum(r[f'{k}_ceiling'] for r in recs) / len(recs), ls='--', lw=0.8, color=c)
-        bx.errorbar(xs, *curve(f'{k}_fd'), marker='o', capsize=3, color=c, label=k)
+    budgets = sorted({r['train_steps'] for r in recs}, reverse=True)
+    for b, ls in zip(budgets, ['-', ':', '-.', '--']):
+        rb = [r for r in recs if r['train_steps'] == b]
+        xs = sorted({r[x] for r in rb})
+        def curve(key):   # mean and standard deviation over seeds of `key` at each x
+            a = [torch.tensor([r[key] for r in rb if r[x] == v], dtype=torch.float64) for v in xs]
+            return [v.mean().item() for v in a], [v.std().item() if len(v) > 1 else 0.0 for v in a]
+        for k, c in (('test', 'C0'), ('new_test', 'C1')):
+            lab = f'{k}, {b:,} steps' if len(budgets) > 1 else k
+            ax.errorbar(xs, *curve(k), marker='o', capsize=3, color=c, ls=ls, label=lab)
+            bx.errorbar(xs, *curve(f'{k}_fd'), marker='o', capsize=3, color=c, ls=ls, label=lab)
+    for k, c in (('test', 'C0'), ('new_test', 'C1')): ax.axhline(sum(r[f'{k}_ceiling'] for r in recs) / len(recs), ls='--', lw=0.8, color=c)
     ax.set(xlabel=t['plot']['label'], ylabel='course accuracy', title=f'{table} ({preset}); dashed: ceiling')
     bx.set(xlabel=t['plot']['label'], ylabel='Frechet distance (evaluator features)', title='distance to rendered scenes')
     for a in (ax, bx):

@@ -61,7 +61,7 @@ def _ablate(a):
     from ddpm_lab.ablations import ablate, table_markdown
     if not a.show:
         ablate(a.table, preset=a.preset, seeds=a.seeds, results=a.results, runs=a.runs, sampler=a.sampler, steps=a.steps,
-               evaluator=a.evaluator, data=a.data, minutes=a.minutes, rows=a.rows)
+               evaluator=a.evaluator, data=a.data, minutes=a.minutes, rows=a.rows, budget=_parse_overrides(a.set))
     print(table_markdown(a.table, a.preset, a.results))
 
 def _export(a):
@@ -73,8 +73,8 @@ def _export(a):
 def _sampling_args(p, labels_default=None):
     "Add the sampler options shared by sample, evaluate and quickstart."
     p.add_argument('--labels', nargs='+', default=labels_default, help='label-list files (test.json format) to generate')
-    p.add_argument('--sampler', default='ddpm', help="reverse process: 'ddpm' (ancestral), 'ddim' (deterministic) or 'dpm++' (DPM-Solver++ 2M)")
-    p.add_argument('--steps', type=int, default=100, help='number of denoising steps (at most the training T)')
+    p.add_argument('--sampler', default='ddim', help="reverse process: 'ddpm' (ancestral), 'ddim' (deterministic) or 'dpm++' (DPM-Solver++ 2M)")
+    p.add_argument('--steps', type=int, default=50, help='number of denoising steps (at most the training T)')
     p.add_argument('--w', type=float, default=0.5, help='classifier-free guidance weight: eps = (1+w) eps(x,c) - w eps(x,none)')
     p.add_argument('--seed', type=int, default=0, help='seed of the initial noise')
 
@@ -160,6 +160,7 @@ def build_parser():
     p.add_argument('--data', default=None, help='training images (default: synthetic i-CLEVR)')
     p.add_argument('--minutes', type=float, default=None, help='time budget per training run (resumable)')
     p.add_argument('--rows', nargs='*', default=None, help='only these rows of the table')
+    p.add_argument('--set', nargs='*', metavar='KEY=VALUE', help='config changes for every row, e.g. a smaller budget steps=640')
     p.add_argument('--show', action='store_true', help='only print the table from the results file')
     p.set_defaults(fn=_ablate)
 
@@ -185,6 +186,7 @@ def main(argv=None):
     except (ValueError, FileNotFoundError, FloatingPointError) as e:
         print(f'ddpm-lab {a.cmd}: error: {e}', file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt: sys.exit(130)   # Ctrl-C or SIGTERM: training has saved its checkpoint and said so
 
 # %% ../nbs/08_cli.ipynb 10
 #| eval: false

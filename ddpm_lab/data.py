@@ -98,7 +98,7 @@ def to_uint8(images) -> torch.Tensor:
     return ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
 
 def show_grid(images, labels=None, ncol=8, title=None):
-    "Matplotlib figure of images (B,3,H,W), each captioned with its labels (label lists or multi-hot rows)."
+    "Matplotlib figure of images (B,3,H,W), each captioned with its labels (label lists, captions or multi-hot rows)."
     x = to_uint8(images.detach().cpu())
     if labels is None:
         grid = make_grid(x, nrow=ncol, pad_value=255).permute(1, 2, 0)
@@ -106,7 +106,7 @@ def show_grid(images, labels=None, ncol=8, title=None):
         fig = plt.figure(figsize=(w, w * grid.shape[0] / grid.shape[1] + (0.4 if title else 0)))
         plt.imshow(grid); plt.axis('off')
     else:
-        labels = decode(labels) if torch.is_tensor(labels) else labels
+        labels = decode(labels) if torch.is_tensor(labels) else [[l] if isinstance(l, str) else l for l in labels]
         nrow, lines = math.ceil(len(x) / ncol), max(map(len, labels[:len(x)]))
         pw = 1.7 * max(1, x.shape[-1] / 128)                                 # panel width (inches)
         fig, axs = plt.subplots(nrow, ncol, figsize=(pw * ncol, nrow * (pw * x.shape[-2] / x.shape[-1] + 0.14 * lines + 0.15)), squeeze=False)

@@ -14,7 +14,7 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from tqdm.auto import tqdm
 from .data import DATA_DIR, read_labels, encode
 from .unet import n_params
-from .train import N_TRAIN, training_data, save_checkpoint, load_checkpoint, check_state_dict, _step_seed
+from .train import N_TRAIN, training_data, save_checkpoint, load_checkpoint, check_state_dict, step_seed
 from .evaluation import EVALUATOR_PATH, load_evaluator, eval_input
 
 # %% ../nbs/07_gan.ipynb 5
@@ -214,10 +214,10 @@ def train_gan(cfg, data=None, out='runs/gan', resume=False, minutes=None, until=
         while step < cfg['steps']:
             if (minutes is not None and time.time() - t0 > 60 * minutes) or (until is not None and step >= until): break
             epoch, i = divmod(step, per_epoch)
-            if order is None or i == 0: order = torch.randperm(len(imgs), generator=torch.Generator().manual_seed(_step_seed(cfg['seed'], 1, epoch)))
+            if order is None or i == 0: order = torch.randperm(len(imgs), generator=torch.Generator().manual_seed(step_seed(cfg['seed'], 1, epoch)))
             idx = order[i * bs:(i + 1) * bs]
             x, c = imgs[idx].to(dev).float().div_(127.5).sub_(1), conds[idx].to(dev)
-            g.manual_seed(_step_seed(cfg['seed'], 0, step))
+            g.manual_seed(step_seed(cfg['seed'], 0, step))
             z = torch.randn(bs, cfg['z_dim'], generator=g, device=dev)
             fake = G(z, c)
             loss_d = d_loss(D, x, fake.detach(), c)                              # D learns first ...

@@ -5,10 +5,10 @@
 # %% auto 0
 __all__ = ['N_TRAIN', 'BASE', 'PRESETS', 'get_config', 'describe_preset', 'min_snr_weight', 'diffusion_loss', 'lr_at',
            'ema_update', 'save_checkpoint', 'load_checkpoint', 'check_state_dict', 'make_model', 'load_model',
-           'export_checkpoint', 'training_data', 'train']
+           'export_checkpoint', 'training_data', 'step_seed', 'train']
 
 # %% ../nbs/03_train.ipynb 3
-import copy, json, math, os, time
+import copy, json, math, os, signal, threading, time
 from pathlib import Path
 import torch, torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
@@ -39,8 +39,8 @@ PRESETS = dict(
     tiny=dict(model=dict(channels=[16, 32], layers=1, attn=[False, False], groups=8), T=100, n_train=256, batch_size=32,
               steps=300, lr=2e-3, warmup=20, ema=0.99, log_every=10, ckpt_every=100, sample_every=0,
               _about='seconds on a CPU; for tests and demos'),
-    cpu=dict(model=dict(channels=[32, 64, 128], layers=2, attn=[False, False, True]), batch_size=32, pred='v',
-             steps=3000, lr=1e-3, warmup=200, ema=0.999, min_snr=5.0, amp=False, channels_last=False,
+    cpu=dict(model=dict(channels=[32, 64, 128], layers=2, attn=[False, False, True]), batch_size=64, pred='v',
+             steps=3200, lr=1e-3, warmup=200, ema=0.999, min_snr=5.0, amp=True, channels_last=False,
              ckpt_every=250, sample_every=1000,
              _about='32x32, the best model a 2-core CPU trains in about 30 minutes'),
     contextunet=dict(arch='contextunet', model=dict(n_feat=128), size=64, schedule='linear', T=400,
@@ -76,7 +76,7 @@ def describe_preset(name):
 def min_snr_weight(snr, gamma, pred):
     "Per-sample loss weight of min-SNR-gamma for a prediction target."
     capped = snr.clamp(max=gamma)
-    return {'eps': capped / snr, 'x0': capped, 'v': capped / (snr + 1)}[pred]
+    return {'eps': capped / snr, 'x0': capped, 'v': (capped + 1) / (snr + 1)}[pred]
 
 def diffusion_loss(model, sched, x0, c, cfg, g):
     "Noise a batch at random steps, drop labels for CFG, and regress the model on its target."
@@ -190,7 +190,9 @@ def _dist_setup():
         dist.init_process_group('nccl' if dev.type == 'cuda' else 'gloo')
     return (dist.get_rank() if world > 1 else 0), world, dev
 
-def _step_seed(seed, rank, step): return (seed * 1_000_003 + rank * 7_919 + step) % 2**62
+def step_seed(seed, rank, step):
+    "The seed of one training step of one process: resuming at `step` replays the same random numbers."
+    return (seed * 1_000_003 + rank * 7_919 + step) % 2**62
 
 # %% ../nbs/03_train.ipynb 22
 def _snapshot(model, ema, opt, step, cfg, losses):
@@ -222,6 +224,12 @@ def _plot_losses(losses, path):
     k = max(1, len(losses) // 50)
     if len(losses) > k: ax.plot(range(k - 1, len(losses)), torch.tensor(losses).unfold(0, k, 1).mean(1), label=f'mean of {k}')
     ax.set(yscale='log', xlabel='step', ylabel='loss'); ax.legend(); fig.tight_layout(); fig.savefig(path, dpi=100)
+
+def _interrupt_on_sigterm():
+    "Make SIGTERM raise KeyboardInterrupt (so a killed run saves its checkpoint); returns the handler to restore."
+    if threading.current_thread() is not threading.main_thread(): return None
+    def stop(signum, frame): raise KeyboardInterrupt(f'signal {signum}')
+    return signal.signal(signal.SIGTERM, stop)
 
 def _sample_grid(model, sched, cfg, path):
     "Sample the 32 test.json conditions with DDIM and save an 8-per-row grid."
@@ -267,6 +275,7 @@ def train(cfg, data=None, out='runs/train', resume=False, minutes=None, until=No
     bar = tqdm(total=cfg['steps'], initial=step, disable=not lead, dynamic_ncols=True)
     g = torch.Generator(dev)
     order, finished, seen, tick = None, False, 0, time.time()
+    old_term = _interrupt_on_sigterm()
     try:
         while step < cfg['steps']:
             if (minutes is not None and time.time() - t0 > 60 * minutes) or (until is not None and step >= until): break
@@ -277,7 +286,7 @@ def train(cfg, data=None, out='runs/train', resume=False, minutes=None, until=No
             x0 = imgs[idx].to(dev, non_blocking=True).float().div_(127.5).sub_(1)
             c = conds[idx].to(dev)
             if cfg['channels_last']: x0 = x0.contiguous(memory_format=torch.channels_last)
-            g.manual_seed(_step_seed(cfg['seed'], rank, step)); torch.manual_seed(_step_seed(cfg['seed'], rank, step) + 1)
+            g.manual_seed(step_seed(cfg['seed'], rank, step)); torch.manual_seed(step_seed(cfg['seed'], rank, step) + 1)
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg['amp']):
                 loss = diffusion_loss(net, sched, x0, c, cfg, g)
             if not torch.isfinite(loss):
@@ -304,10 +313,11 @@ def train(cfg, data=None, out='runs/train', resume=False, minutes=None, until=No
                 save_checkpoint(ckpt, _snapshot(model, ema, opt, step, cfg, losses)); _plot_losses(losses, out/'loss.png')
         finished = step >= cfg['steps']
     except KeyboardInterrupt:
-        if lead: save_checkpoint(ckpt, _snapshot(model, ema, opt, step, cfg, losses)); print(f'\ninterrupted at step {step}; checkpoint saved, continue with --resume')
+        if lead: save_checkpoint(ckpt, _snapshot(model, ema, opt, step, cfg, losses)); print(f'\ninterrupted at step {step} (Ctrl-C or SIGTERM); checkpoint saved, continue with --resume')
         raise
     finally:
         bar.close()
+        if old_term is not None: signal.signal(signal.SIGTERM, old_term)
         if world > 1: dist.destroy_process_group()
     if lead:
         save_checkpoint(ckpt, _snapshot(model, ema, opt, step, cfg, losses)); _plot_losses(losses, out/'loss.png')

@@ -31,6 +31,9 @@ def test_guidance_sweep_end_to_end_and_resume(tmp_path, monkeypatch):
     def refuse(*a, **k): raise AssertionError('finished rows must not run again')
     monkeypatch.setattr(A, 'train', refuse); monkeypatch.setattr(E, 'evaluate', refuse)
     assert ablate('guidance', preset='tiny', seeds=1, results=results, runs=runs, steps=10) == recs
+    # a row of another table with the same run and sampling reuses the saved evaluation
+    same = ablate('schedule', preset='tiny', seeds=1, results=results, runs=runs, steps=10, rows=['cosine'])
+    assert [(r['run'], r['test'], r['new_test']) for r in same] == [('base', recs[1]['test'], recs[1]['new_test'])]
     md = table_markdown('guidance', 'tiny', results=results)
     assert '| w=0.5 | 1 | ' in md and '0.85 / 0.83 (A)' in md and '0.82 / 0.81 (A)' in md and 'not run' not in md
 

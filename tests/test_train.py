@@ -1,5 +1,5 @@
-"Training engine: learning, exact resume, NaN guard, refusal to overwrite, multi-process torchrun."
-import json, os, shutil, subprocess, sys
+"Training engine: learning, exact resume, SIGTERM, NaN guard, refusal to overwrite, multi-process torchrun."
+import json, os, shutil, signal, subprocess, sys, time
 import pytest, torch
 import ddpm_lab.train as T
 from ddpm_lab.train import get_config, train, load_model, load_checkpoint
@@ -35,6 +35,23 @@ def test_resume_equals_uninterrupted(tmp_path):
     assert rest['finished'] and rest['losses'] == full
     a, b = load_checkpoint(tmp_path / 'full' / 'ckpt.pt'), load_checkpoint(tmp_path / 'part' / 'ckpt.pt')
     assert all(torch.equal(a['ema'][k], b['ema'][k]) for k in a['ema'])
+
+
+def test_sigterm_saves_a_checkpoint_that_resumes(tmp_path):
+    cmd = [sys.executable, '-m', 'ddpm_lab.cli', 'train', '--preset', 'tiny', '--out', str(tmp_path),
+           '--set', 'steps=100000', 'ckpt_every=100000', 'log_every=5']   # no checkpoint but the one SIGTERM writes
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, 'OMP_NUM_THREADS': '1'})
+    log, waited = tmp_path / 'log.jsonl', 0
+    while not (log.is_file() and len(log.read_text().splitlines()) >= 2):
+        assert p.poll() is None and waited < 600, 'training did not start'
+        time.sleep(0.2); waited += 0.2
+    p.send_signal(signal.SIGTERM)
+    out = p.communicate(timeout=300)[0]
+    assert p.returncode == 130 and 'checkpoint saved' in out and 'Traceback' not in out, out[-2000:]
+    step = load_checkpoint(tmp_path / 'ckpt.pt')['step']
+    assert step >= 10
+    res = train(dict(load_checkpoint(tmp_path / 'ckpt.pt')['config'], steps=step + 5), out=tmp_path, resume=True)
+    assert res['finished'] and res['step'] == step + 5
 
 
 def test_existing_run_is_not_overwritten(tmp_path):
