@@ -14,7 +14,7 @@ from .data import file_md5
 from .unet import n_params
 from .train import PRESETS, get_config, train, make_model, load_checkpoint
 from .evaluation import EVALUATOR_PATH
-from .gan import GAN_BASE, GAN_PRESETS, get_gan_config, train_gan, make_generator
+from .gan import GAN_PRESETS, get_gan_config, train_gan, make_generator
 
 # %% ../nbs/06_ablations.ipynb 5
 _CONTEXTUNET_A, _UNET2D_B = PRESETS['contextunet']['model'], PRESETS['unet2d']['model']  # the reports' networks
@@ -106,7 +106,8 @@ def row_config(table, row, preset, seed=0,
     r = row if isinstance(row, dict) else _find_row(t, row)
     if r['gan']:   # the GAN preset of this DDPM preset, with the budget changes that a GAN config has
         gan = GAN_FOR_PRESET[preset]
-        extra = {k: v for k, v in budget.items() if k in GAN_BASE and get_gan_config(gan)[k] != v}
+        own = get_gan_config(gan)
+        extra = {k: v for k, v in budget.items() if k in own and own[k] != v}
         cfg = get_gan_config(gan, **extra)
         return dict(cfg, seed=cfg['seed'] + seed), f'gan-{gan}' + (f'_{_key(extra)}' if extra else '')
     changes = {**budget, **t['base'], **r['train']}
@@ -191,11 +192,11 @@ def _evaluate_once(ckpt, evaluator, ev_id, sampling, seed, run):
     from ddpm_lab.evaluation import evaluate
     s, n, w = sampling   # ('gan', None, None) for a GAN: evaluate generates with its generator instead
     out = run/'eval'/(f'{s}{n}_w{w}' if n else s)
-    saved = out/'results.json'
+    saved, md5 = out/'results.json', file_md5(ckpt)
     if saved.is_file():
         res = json.loads(saved.read_text())
-        if [res.get(k) for k in ('ckpt_md5', 'evaluator', 'sampler', 'steps', 'w', 'seed')] == [file_md5(ckpt), ev_id, s, n, w, seed]: return res
-    res = evaluate(ckpt, evaluator, None, sampler=s, steps=n, w=w, seed=seed, out=out) | dict(ckpt_md5=file_md5(ckpt), evaluator=ev_id)
+        if [res.get(k) for k in ('ckpt_md5', 'evaluator', 'sampler', 'steps', 'w', 'seed')] == [md5, ev_id, s, n, w, seed]: return res
+    res = evaluate(ckpt, evaluator, None, sampler=s, steps=n, w=w, seed=seed, out=out) | dict(ckpt_md5=md5, evaluator=ev_id)
     saved.write_text(json.dumps(res, indent=1))
     return res
 
@@ -249,6 +250,10 @@ def _sample_desc(r):
     "Sampling of a record: sampler, steps and guidance weight."
     return 'one G pass' if r['sampler'] == 'gan' else f"{r['sampler']} {r['steps']}, w={r['w']:g}"
 
+def _budgets(recs):
+    "The training budgets (steps) of a table's records, largest first."
+    return sorted({r['train_steps'] for r in recs}, reverse=True)
+
 def _groups(recs, row):
     "The records of a row grouped by run and sampling (one line each), in first-seen order."
     groups = {}
@@ -274,8 +279,7 @@ def table_markdown(table,              # a name in TABLES
     cols = ['row', 'seeds', 'test', 'new_test', 'test / ceiling', 'new_test / ceiling', 'Frechet (test)', 'params',
             'training', 'sampling', 'report: test / new_test']
     lines = ['| ' + ' | '.join(cols) + ' |', '|' + '---|' * len(cols)]
-    budgets = sorted({r['train_steps'] for r in recs}, reverse=True) or [None]   # one block of rows per training budget
-    for steps, row in [(b, row) for b in budgets for row in t['rows']]:
+    for steps, row in [(b, row) for b in _budgets(recs) or [None] for row in t['rows']]:   # one block of rows per training budget
         report = f"{row['report']} ({row['source']})" if row['source'] else row['report']
         for g in [g for g in _groups(recs, row) if g[0]['train_steps'] == steps] or [[]]:
             if not g:
@@ -299,7 +303,7 @@ def plot_table(table, preset='cpu', results='results'):
     if 'plot' not in t or not recs: return None
     x = t['plot']['x']
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(9, 3.2))
-    budgets = sorted({r['train_steps'] for r in recs}, reverse=True)
+    budgets = _budgets(recs)
     for b, ls in zip(budgets, ['-', ':', '-.', '--']):
         rb = [r for r in recs if r['train_steps'] == b]
         xs = sorted({r[x] for r in rb})
