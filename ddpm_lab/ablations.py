@@ -4,7 +4,7 @@
 
 # %% auto 0
 __all__ = ['ARCH_MODELS', 'GAN_FOR_PRESET', 'TABLES', 'check_table', 'row_config', 'machine', 'read_results', 'results_path',
-           'evaluator_id', 'ablate', 'table_markdown', 'plot_table']
+           'evaluator_id', 'ablate', 'table_markdown', 'plot_table', 'plot_budget']
 
 # %% ../nbs/06_ablations.ipynb 2
 import copy, datetime, json, math, os, platform, time
@@ -161,10 +161,10 @@ def _n_params(cfg):
     "Parameters of the network that generates (the generator for a GAN), built on the meta device (no memory)."
     with torch.device('meta'): return n_params(make_generator(cfg) if cfg['arch'] == 'gan' else make_model(cfg))
 
-def _record(table, preset, row, seed, key, cfg, spent, res, ev_id):
+def _record(table, preset, row, seed, key, cfg, spent, res, ev_id, budget):
     "One results record: what ran, its budget, and per labels file accuracy, ceiling-relative accuracy and Frechet distance."
     gan = cfg['arch'] == 'gan'
-    rec = dict(table=table, preset=preset, row=row['name'], seed=seed, run=key, evaluator=ev_id, arch=cfg['arch'],
+    rec = dict(table=table, preset=preset, row=row['name'], seed=seed, run=key, budget=budget, evaluator=ev_id, arch=cfg['arch'],
                T=None if gan else cfg['T'], schedule=None if gan else cfg['schedule'], params=_n_params(cfg),
                train_steps=cfg['steps'], train_images=cfg['steps'] * cfg['batch_size'], train_minutes=round(spent, 2),
                sampler='gan' if gan else res['sampler'], steps=None if gan else res['steps'], w=None if gan else res['w'],
@@ -229,7 +229,7 @@ def ablate(table,              # a name in TABLES
             if not finished:
                 print(f'stopped after {minutes} minutes in {run}: call ablate again to resume'); return read_results(path)
             res = _evaluate_once(ckpt, evaluator, ev_id, sampling, seed, run)
-            _append(path, _record(table, preset, row, seed, key, cfg, spent, res, ev_id))
+            _append(path, _record(table, preset, row, seed, key, cfg, spent, res, ev_id, _key(budget) if budget else 'preset'))
     return read_results(path)
 
 # %% ../nbs/06_ablations.ipynb 15
@@ -251,8 +251,8 @@ def _sample_desc(r):
     return 'one G pass' if r['sampler'] == 'gan' else f"{r['sampler']} {r['steps']}, w={r['w']:g}"
 
 def _budgets(recs):
-    "The training budgets (steps) of a table's records, largest first."
-    return sorted({r['train_steps'] for r in recs}, reverse=True)
+    "The budgets of a table's records ('preset', or the `budget` changes such as 'steps=640'): the preset's first, then by steps."
+    return sorted({r['budget'] for r in recs}, key=lambda b: (b != 'preset', -max(r['train_steps'] for r in recs if r['budget'] == b)))
 
 def _groups(recs, row):
     "The records of a row grouped by run and sampling (one line each), in first-seen order."
@@ -279,9 +279,9 @@ def table_markdown(table,              # a name in TABLES
     cols = ['row', 'seeds', 'test', 'new_test', 'test / ceiling', 'new_test / ceiling', 'Frechet (test)', 'params',
             'training', 'sampling', 'report: test / new_test']
     lines = ['| ' + ' | '.join(cols) + ' |', '|' + '---|' * len(cols)]
-    for steps, row in [(b, row) for b in _budgets(recs) or [None] for row in t['rows']]:   # one block of rows per training budget
+    for budget, row in [(b, row) for b in _budgets(recs) or [None] for row in t['rows']]:   # one block of rows per budget
         report = f"{row['report']} ({row['source']})" if row['source'] else row['report']
-        for g in [g for g in _groups(recs, row) if g[0]['train_steps'] == steps] or [[]]:
+        for g in [g for g in _groups(recs, row) if g[0]['budget'] == budget] or [[]]:
             if not g:
                 params = _n_params(row_config(table, row, preset)[0]) / 1e6
                 lines.append(f"| {row['name']} | 0 | not run |" + ' |' * 4 + f' {params:.2f}M |' + ' |' * 2 + f' {report} |'); continue
@@ -305,13 +305,13 @@ def plot_table(table, preset='cpu', results='results'):
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(9, 3.2))
     budgets = _budgets(recs)
     for b, ls in zip(budgets, ['-', ':', '-.', '--']):
-        rb = [r for r in recs if r['train_steps'] == b]
+        rb = [r for r in recs if r['budget'] == b]
         xs = sorted({r[x] for r in rb})
         def curve(key):   # mean and standard deviation over seeds of `key` at each x
             a = [torch.tensor([r[key] for r in rb if r[x] == v], dtype=torch.float64) for v in xs]
             return [v.mean().item() for v in a], [v.std().item() if len(v) > 1 else 0.0 for v in a]
         for k, c in (('test', 'C0'), ('new_test', 'C1')):
-            lab = f'{k}, {b:,} steps' if len(budgets) > 1 else k
+            lab = f'{k}, {b} budget' if len(budgets) > 1 else k
             ax.errorbar(xs, *curve(k), marker='o', capsize=3, color=c, ls=ls, label=lab)
             bx.errorbar(xs, *curve(f'{k}_fd'), marker='o', capsize=3, color=c, ls=ls, label=lab)
     for k, c in (('test', 'C0'), ('new_test', 'C1')): ax.axhline(sum(r[f'{k}_ceiling'] for r in recs) / len(recs), ls='--', lw=0.8, color=c)
@@ -320,5 +320,26 @@ def plot_table(table, preset='cpu', results='results'):
     for a in (ax, bx):
         if t['plot'].get('log'): a.set_xscale('log')
         a.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+# %% ../nbs/06_ablations.ipynb 19
+def plot_budget(table, preset='cpu', results='results'):
+    "Accuracy (test, new_test) against training images, one curve per row; None unless the table ran at two budgets or more."
+    import matplotlib.pyplot as plt
+    t, recs = check_table(table), read_results(results_path(table, preset, results))
+    if len(_budgets(recs)) < 2: return None
+    fig, axs = plt.subplots(1, 2, figsize=(9, 3.2), sharey=True)
+    for i, row in enumerate(t['rows']):
+        pts = {}
+        for g in _groups(recs, row): pts.setdefault(g[0]['train_images'], g)   # the first sampling seen at each budget
+        xs = sorted(pts)
+        for ax, k in zip(axs, ('test', 'new_test')):
+            ax.plot(xs, [sum(r[k] for r in pts[x]) / len(pts[x]) for x in xs], marker='o', color=f'C{i}', label=row['name'])
+    xt = sorted({r['train_images'] for r in recs})
+    for ax, k in zip(axs, ('test', 'new_test')):
+        ax.set(xscale='log', xlabel='training images', title=f'{table} ({preset}): {k}')
+        ax.set_xticks(xt, [f'{n / 1e3:,.0f}k' for n in xt]); ax.minorticks_off()
+    axs[0].set_ylabel('course accuracy (mean over seeds)'); axs[1].legend(fontsize=7)
     fig.tight_layout()
     return fig

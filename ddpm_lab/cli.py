@@ -158,7 +158,7 @@ def build_parser():
     p.add_argument('--steps', type=int, default=50, help='sampling steps used to evaluate every row')
     p.add_argument('--evaluator', default=None, help='evaluator weights (default: shipped)')
     p.add_argument('--data', default=None, help='training images (default: synthetic i-CLEVR)')
-    p.add_argument('--minutes', type=float, default=None, help='time budget per training run (resumable)')
+    p.add_argument('--minutes', type=float, default=None, help='stop training after this many minutes in this call; call again to resume')
     p.add_argument('--rows', nargs='*', default=None, help='only these rows of the table')
     p.add_argument('--set', nargs='*', metavar='KEY=VALUE', help='config changes for every row, e.g. a smaller budget steps=640')
     p.add_argument('--show', action='store_true', help='only print the table from the results file')
