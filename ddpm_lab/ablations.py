@@ -252,7 +252,9 @@ def _sample_desc(r):
 
 def _budgets(recs):
     "The budgets of a table's records ('preset', or the `budget` changes such as 'steps=640'): the preset's first, then by steps."
-    return sorted({r['budget'] for r in recs}, key=lambda b: (b != 'preset', -max(r['train_steps'] for r in recs if r['budget'] == b)))
+    steps = {}
+    for r in recs: steps[r['budget']] = max(steps.get(r['budget'], 0), r['train_steps'])
+    return sorted(steps, key=lambda b: (b != 'preset', -steps[b]))
 
 def _groups(recs, row):
     "The records of a row grouped by run and sampling (one line each), in first-seen order."
