@@ -241,9 +241,10 @@ def _stat(values, digits=3):
     if len(v) == 1: return f'{m:.{digits}f}'
     return f'{m:.{digits}f} ± {math.sqrt(sum((x - m) ** 2 for x in v) / (len(v) - 1)):.{digits}f}'
 
-def _budget(r):
-    "Training budget of a record: steps, images seen, minutes."
-    n, m = r['train_images'], r['train_minutes']
+def _budget(g):
+    "Training budget of a line's records: steps, images seen, minutes (the mean over its seeds)."
+    r, m = g[0], sum(x['train_minutes'] for x in g) / len(g)
+    n = r['train_images']
     return f"{r['train_steps']:,} steps, {f'{n / 1e6:.1f}M' if n >= 1e6 else f'{n / 1e3:.0f}k'} img, {m:.{1 if m < 10 else 0}f} min"
 
 def _sample_desc(r):
@@ -289,7 +290,7 @@ def table_markdown(table,              # a name in TABLES
                 lines.append(f"| {row['name']} | 0 | not run |" + ' |' * 4 + f' {params:.2f}M |' + ' |' * 2 + f' {report} |'); continue
             col = lambda k: _stat([r.get(k) for r in g])
             lines.append(f"| {row['name']} | {len(g)} | {col('test')} | {col('new_test')} | {col('test_rel')} | {col('new_test_rel')} "
-                         f"| {_stat([r.get('test_fd') for r in g], 1)} | {g[0]['params'] / 1e6:.2f}M | {_budget(g[0])} "
+                         f"| {_stat([r.get('test_fd') for r in g], 1)} | {g[0]['params'] / 1e6:.2f}M | {_budget(g)} "
                          f"| {_sample_desc(g[0])} | {report} |")
     foot = ['', 'Report numbers are test / new_test accuracy from the lab reports (SPEC section 4: A ContextUnet DDPM, '
             'B library UNet2D, C custom UNet, D GAN vs DDPM), on the real i-CLEVR images with their own budgets: '
