@@ -10,8 +10,8 @@ Usage: python bench/cpu_recipe_search.py [--only base lr2e-3 ...] [--parallel 15
 """
 import argparse, json, multiprocessing as mp, sys, time, traceback
 from pathlib import Path
+from ddpm_lab.train import get_config
 
-BASE_CPU_IMG_S = 120.4   # the cpu preset, 2 threads, this machine
 VARIANTS = {   # name: (overrides of the cpu preset, CPU img/s of the variant, 2 threads)
     'base': ({}, 120.4),
     'lr2e-3': (dict(lr=2e-3), 120.4),
@@ -29,9 +29,11 @@ VARIANTS = {   # name: (overrides of the cpu preset, CPU img/s of the variant, 2
 SAMPLINGS = [('ddpm', 50, 2.0, s) for s in (0, 1, 2)] + [('ddim', 50, 0.5, 0), ('ddpm', 50, 1.0, 0), ('ddpm', 50, 4.0, 0)]
 
 
+def batch_size(overrides): return overrides.get('batch_size', get_config('cpu')['batch_size'])
+
 def budget_steps(overrides, cpu_img_s):
     "Steps that give the variant the images the CPU trains in the preset's time."
-    return round(3200 * cpu_img_s / BASE_CPU_IMG_S * 64 / overrides.get('batch_size', 64))
+    return round(get_config('cpu')['steps'] * cpu_img_s / VARIANTS['base'][1] * get_config('cpu')['batch_size'] / batch_size(overrides))
 
 
 def measure():
@@ -39,7 +41,6 @@ def measure():
     import torch
     sys.path.insert(0, str(Path(__file__).parent))
     from bench_train import images_per_second
-    from ddpm_lab.train import get_config
     torch.set_num_threads(2)
     for name, (ov, _) in VARIANTS.items():
         cfg = get_config('cpu', **ov)
@@ -50,7 +51,7 @@ def run(name, out):
     "Train one variant on the GPU at its CPU budget and score it; returns a record."
     import torch
     torch.set_num_threads(1)
-    from ddpm_lab.train import get_config, train
+    from ddpm_lab.train import train
     from ddpm_lab.evaluation import evaluate, load_evaluator
     ov, ips = VARIANTS[name]
     rec, out = dict(name=name, overrides=ov, steps=budget_steps(ov, ips)), Path(out)/name
@@ -74,7 +75,7 @@ def line(rec):
     main = [e for e in rec['evals'] if (e['sampler'], e['w']) == ('ddpm', 2.0)]
     mean = lambda k: sum(e[k] for e in main) / len(main)
     rest = ' '.join(f"{e['sampler']} w{e['w']:g}: {e['test']:.3f}/{e['new_test']:.3f}" for e in rec['evals'] if e not in main)
-    return f"| {rec['name']} | {rec['steps']} | {rec['steps'] * rec['overrides'].get('batch_size', 64) / 1e3:.0f}k | {mean('test'):.3f} / {mean('new_test'):.3f} | {rest} |"
+    return f"| {rec['name']} | {rec['steps']} | {rec['steps'] * batch_size(rec['overrides']) / 1e3:.0f}k | {mean('test'):.3f} / {mean('new_test'):.3f} | {rest} |"
 
 
 def main():
