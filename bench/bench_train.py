@@ -6,7 +6,7 @@ Usage: python bench/bench_train.py [--steps 5] [--presets tiny cpu contextunet u
 """
 import argparse, time
 import torch
-from ddpm_lab.train import get_config, make_model, diffusion_loss
+from ddpm_lab.train import get_config, make_model, diffusion_loss, fast_path
 from ddpm_lab.schedule import Schedule
 from ddpm_lab.unet import n_params
 
@@ -15,24 +15,31 @@ def images_per_second(cfg, batch, steps, warmup=2, device='cpu'):
     "Time `steps` full optimiser steps (forward, backward, AdamW) on random data after `warmup` steps."
     torch.manual_seed(0)
     dev = torch.device(device)
+    amp, channels_last = fast_path(cfg, dev)
     model = make_model(cfg).to(dev)
-    if cfg['channels_last']: model = model.to(memory_format=torch.channels_last)
+    if channels_last: model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     net = torch.compile(model) if cfg['compile'] and dev.type == 'cuda' else model
     sched = Schedule.from_name(cfg['schedule'], cfg['T'])
     x0 = torch.rand(batch, 3, cfg['size'], cfg['size'], device=dev) * 2 - 1
-    if cfg['channels_last']: x0 = x0.contiguous(memory_format=torch.channels_last)
+    if channels_last: x0 = x0.contiguous(memory_format=torch.channels_last)
     c = (torch.rand(batch, 24, device=dev) < 0.08).float()
     g = torch.Generator(dev).manual_seed(0)
     for i in range(warmup + steps):
         if i == warmup:
             if dev.type == 'cuda': torch.cuda.synchronize()
             t0 = time.perf_counter()
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg['amp']):
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
             loss = diffusion_loss(net, sched, x0, c, cfg, g)
         opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
     if dev.type == 'cuda': torch.cuda.synchronize()
     return batch * steps / (time.perf_counter() - t0), n_params(model)
+
+
+def layout(cfg, dev):
+    "The precision and memory layout a config trains with on a device, in words."
+    amp, channels_last = fast_path(cfg, dev)
+    return ('bf16' if amp else 'fp32') + (', channels_last' if channels_last else ', NCHW')
 
 
 def main():
@@ -42,14 +49,17 @@ def main():
     P.add_argument('--device', default='cpu', help='cpu, or cuda to time the presets as they train on a GPU')
     P.add_argument('--warmup', type=int, default=2, help='untimed steps first (raise it for torch.compile)')
     a = P.parse_args()
-    gpu = a.device.startswith('cuda')
+    gpu, dev = a.device.startswith('cuda'), torch.device(a.device)
     base = get_config('contextunet', amp=False, channels_last=False)
     rows = [('baseline: report A ContextUnet fp32', base, base['batch_size'] if gpu else 16)]
     for p in a.presets:
         c = get_config(p)
         big = c['size'] == 64 and c['arch'] == 'unet2d'
-        rows.append((f'{p}' + (', torch.compile' if gpu and c['compile'] else ''), c, c['batch_size'] if gpu else 8 if big else min(c['batch_size'], 64)))
-        if p == 'cpu': rows.append(('cpu, fp32 NCHW (no bf16/channels_last)', get_config(p, amp=False, channels_last=False), 64))
+        rows.append((f'{p} ({layout(c, dev)})' + (', torch.compile' if gpu and c['compile'] else ''), c, c['batch_size'] if gpu else 8 if big else min(c['batch_size'], 64)))
+        if p == 'cpu':   # every precision and layout, to show what 'auto' chose against the others
+            for amp, cl in [(True, False), (True, True), (False, False), (False, True)]:
+                f = get_config(p, amp=amp, channels_last=cl)
+                if fast_path(f, dev) != fast_path(c, dev): rows.append((f'cpu, forced {layout(f, dev)}', f, c['batch_size']))
         if gpu and c['compile']: rows.append((f'{p}, eager', get_config(p, compile=False), c['batch_size']))
     where = torch.cuda.get_device_name() if gpu else f'{torch.get_num_threads()} threads, CPU'
     print(f'torch {torch.__version__}, {where}\n')

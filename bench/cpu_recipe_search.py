@@ -36,14 +36,14 @@ def budget_steps(overrides, cpu_img_s):
     return round(get_config('cpu')['steps'] * cpu_img_s / VARIANTS['base'][1] * get_config('cpu')['batch_size'] / batch_size(overrides))
 
 
-def measure():
-    "Print each variant's training img/s on this CPU (2 threads)."
+def measure(names):
+    "Print the training img/s of the named variants on this CPU (2 threads)."
     import torch
     sys.path.insert(0, str(Path(__file__).parent))
     from bench_train import images_per_second
     torch.set_num_threads(2)
-    for name, (ov, _) in VARIANTS.items():
-        cfg = get_config('cpu', **ov)
+    for name in names:
+        cfg = get_config('cpu', **VARIANTS[name][0])
         print(f"{name:24s} {images_per_second(cfg, cfg['batch_size'], 6)[0]:7.1f} img/s", flush=True)
 
 
@@ -83,10 +83,10 @@ def main():
     P.add_argument('--only', nargs='+', choices=list(VARIANTS), help='variants to run (default: all)')
     P.add_argument('--parallel', type=int, default=15, help='training processes sharing the GPU')
     P.add_argument('--out', default='runs/recipe_search')
-    P.add_argument('--measure', action='store_true', help='only measure CPU img/s of every variant')
+    P.add_argument('--measure', action='store_true', help='only measure the CPU img/s of the variants')
     a = P.parse_args()
-    if a.measure: return measure()
     names, recs = a.only or list(VARIANTS), []
+    if a.measure: return measure(names)
     print('| variant | steps | images | DDPM 50, w = 2 (seeds 0-2): test / new_test | seed 0, other samplers |\n|---|---|---|---|---|', flush=True)
     with mp.get_context('spawn').Pool(a.parallel, maxtasksperchild=1) as pool:
         for rec in pool.starmap(run, [(n, a.out) for n in names]):

@@ -36,7 +36,7 @@ def _train(a):
     from ddpm_lab.train import get_config, train
     cfg = get_config(a.preset, **_parse_overrides(a.set))
     if a.seed is not None: cfg['seed'] = a.seed
-    res = train(cfg, data=a.data, out=a.out, resume=a.resume, minutes=a.minutes)
+    res = train(cfg, data=a.data, out=a.out, resume=a.resume, minutes=a.minutes, fit=a.fit)
     print(json.dumps({k: res[k] for k in ('ckpt', 'step', 'finished')}, indent=1, default=str))
 
 def _sample(a):
@@ -86,7 +86,7 @@ def _quickstart(a):
     from ddpm_lab.evaluation import evaluate
     out = Path(a.out)
     if a.train:
-        ckpt = train(get_config('cpu'), data=None, out=out/'train', resume=True, minutes=a.minutes)['ckpt']
+        ckpt = train(get_config('cpu'), data=None, out=out/'train', resume=True, minutes=a.minutes, fit=a.fit)['ckpt']
     else:
         ckpt = DATA_DIR/'weights'/'cpu.pt'
         print(f'using the shipped checkpoint {ckpt} (pass --train to train the cpu preset instead)')
@@ -118,6 +118,7 @@ def build_parser():
     p.add_argument('--out', required=True, help='run folder: checkpoint, samples, loss curve, log')
     p.add_argument('--resume', action='store_true', help='continue exactly from OUT/ckpt.pt if it exists')
     p.add_argument('--minutes', type=float, default=None, help='stop (with a checkpoint) after this many minutes; resume later')
+    p.add_argument('--fit', type=float, default=None, metavar='MINUTES', help='set the step count so that the whole schedule ends after MINUTES on this machine (times the first 20 steps)')
     p.add_argument('--seed', type=int, default=None, help='override the preset seed')
     p.add_argument('--set', nargs='*', metavar='KEY=VALUE', help='override preset fields, e.g. --set lr=2e-4 steps=5000 model.channels=[32,64]')
     p.set_defaults(fn=_train)
@@ -168,6 +169,7 @@ def build_parser():
     p.add_argument('--out', default='runs/quickstart', help='output folder')
     p.add_argument('--train', action='store_true', help='train the cpu preset here instead of using the shipped checkpoint')
     p.add_argument('--minutes', type=float, default=None, help='with --train: time budget (resumable)')
+    p.add_argument('--fit', type=float, default=None, metavar='MINUTES', help='with --train: fit the step count to MINUTES on this machine')
     p.add_argument('--evaluator', default=None, help='evaluator weights (default: shipped)')
     _sampling_args(p)
     p.set_defaults(fn=_quickstart)

@@ -45,6 +45,14 @@ def test_train_export_sample_round_trip(cli, tmp_path):
         assert len(list((tmp_path / 'samples').glob(f'{f}_ddim10_*.pt'))) == 1
 
 
+def test_train_fit_fills_a_time_budget(cli, tmp_path):
+    r = cli('train', '--preset', 'tiny', '--out', tmp_path / 'run', '--fit', '0.05')
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert 'steps fill 0.05 minutes' in r.stdout
+    res = json.loads(r.stdout[r.stdout.index('{'):])
+    assert res['finished'] and res['step'] == torch.load(tmp_path / 'run' / 'ckpt.pt', weights_only=True)['config']['steps'] >= 21
+
+
 def test_sample_from_shipped_checkpoint(cli, tmp_path):
     ckpt = DATA_DIR / 'weights' / 'cpu.pt'
     assert ckpt.is_file() and ckpt.stat().st_size <= 20 * 2**20

@@ -68,6 +68,25 @@ def test_resume_with_other_config_is_refused(tmp_path):
         train(get_config('tiny', steps=10, lr=1e-4), out=tmp_path, resume=True)
 
 
+def test_precision_settings_do_not_block_resume(tmp_path):
+    "amp and channels_last change speed, not the run: an explicit-setting run resumes under 'auto'."
+    train(get_config('tiny', steps=10, amp=True, channels_last=False), out=tmp_path)
+    res = train(get_config('tiny', steps=15), out=tmp_path, resume=True)
+    assert res['finished'] and res['step'] == 15 and len(res['losses']) == 15
+
+
+def test_fit_sets_the_length_once_and_resume_keeps_it(tmp_path, monkeypatch):
+    "fit times the first probe steps and fixes the step count; a resumed run keeps that count."
+    monkeypatch.setattr(T, 'fitted_steps', lambda start, probe, seconds, minutes: 37)   # timing-free
+    part = train(get_config('tiny'), out=tmp_path, fit=0.5, until=30)
+    assert not part['finished'] and load_checkpoint(tmp_path / 'ckpt.pt')['config']['steps'] == 37
+    monkeypatch.setattr(T, 'fitted_steps', lambda *a: pytest.fail('a resumed run must not fit again'))
+    rest = train(get_config('tiny'), out=tmp_path, fit=0.5, resume=True)
+    assert rest['finished'] and rest['step'] == 37 and len(rest['losses']) == 37
+    with pytest.raises(ValueError, match='warm-up of at least probe=20'):
+        train(get_config('tiny', warmup=5), out=tmp_path / 'short', fit=1)
+
+
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     real, calls = T.diffusion_loss, []
     def flaky(*a, **k):
