@@ -243,9 +243,9 @@ def _interrupt_on_sigterm():
     def stop(signum, frame): raise KeyboardInterrupt(f'signal {signum}')
     return signal.signal(signal.SIGTERM, stop)
 
-def fitted_steps(start, probe, seconds, minutes):
-    "Total steps that end a run after `minutes` of training, when it began at `start` and `probe` steps took `seconds`."
-    return start + max(probe + 1, round(probe * 60 * minutes / seconds))
+def fitted_steps(done, probe, seconds, minutes):
+    "Total steps when `done` are done, `probe` steps took `seconds`, and `minutes` are left."
+    return done + max(1, round(probe * 60 * minutes / seconds))
 
 def _agree(n, world, dev):
     "Rank 0's value of the integer n, on every process."
@@ -271,7 +271,7 @@ def train(cfg,            # config: get_config(preset, ...)
           minutes=None,   # stop after this many minutes (checkpoint written; resume later)
           until=None,     # stop at this step (tests)
           fit=None,       # fit the step count so that the whole schedule ends after `fit` minutes on this machine
-          probe=20):      # steps timed before fitting (kept within the warm-up, so they run as the preset would)
+          probe=(5, 15)): # fit: (untimed, timed) first steps, kept within the warm-up so they run as the preset would
     "Train a conditional DDPM; returns {'ckpt', 'step', 'finished', 'losses'}."
     rank, world, dev = _dist_setup()
     out, t0 = Path(out), time.time()
@@ -286,9 +286,9 @@ def train(cfg,            # config: get_config(preset, ...)
     ema = copy.deepcopy(model).eval().requires_grad_(False) if cfg['ema'] else None
     opt = torch.optim.AdamW(model.parameters(), lr=cfg['lr'], betas=tuple(cfg['adam_betas']), weight_decay=cfg['weight_decay'])
     step, losses, saved = _restore(ckpt, cfg, model, ema, opt) if resume and ckpt.exists() else (0, [], None)
-    fitting = bool(fit) and not (saved and step >= probe)   # a resumed run keeps the length its first process fitted
+    fitting = bool(fit) and not (saved and step >= sum(probe))   # a resumed run keeps the length its first process fitted
     cfg = dict(cfg, steps=saved['steps']) if fit and not fitting else dict(cfg)
-    if fit and cfg['warmup'] < probe: raise ValueError(f'fit needs a warm-up of at least probe={probe} steps, got {cfg["warmup"]}')
+    if fit and cfg['warmup'] < sum(probe): raise ValueError(f'fit needs a warm-up of at least {sum(probe)} steps (probe), got {cfg["warmup"]}')
     sched = Schedule.from_name(cfg['schedule'], cfg['T'], zero_snr=cfg['zero_snr'])
     net = DDP(model, device_ids=[dev.index] if cuda else None) if world > 1 else model
     if cfg['compile']: net = torch.compile(net)
@@ -305,7 +305,7 @@ def train(cfg,            # config: get_config(preset, ...)
     bar = tqdm(total=cfg['steps'], initial=step, disable=not lead, dynamic_ncols=True)
     g = torch.Generator(dev)
     order, finished, seen, tick = None, False, 0, time.time()
-    start, t_start = step, time.time()
+    start, t_start, t_probe = step, time.time(), None
     old_term = _interrupt_on_sigterm()
     try:
         while step < cfg['steps']:
@@ -332,11 +332,12 @@ def train(cfg,            # config: get_config(preset, ...)
             step += 1; seen += len(idx) * world
             losses.append(loss.item())
             bar.update(1)
-            if fitting and step == start + probe:   # time the first steps, then fix the schedule's length
-                secs, fitting = time.time() - t_start, False
-                cfg['steps'] = _agree(fitted_steps(start, probe, secs, fit), world, dev)
+            if fitting and step == start + probe[0]: t_probe = time.time()   # first steps untimed: one-off costs
+            if fitting and step == start + sum(probe):   # time the next ones, then fix the schedule's length
+                secs, fitting = time.time() - t_probe, False
+                cfg['steps'] = _agree(fitted_steps(step, probe[1], secs, fit - (time.time() - t_start) / 60), world, dev)
                 bar.total = cfg['steps']; bar.refresh()
-                if lead: print(f'\nfit: {probe} steps took {secs:.1f} s, so {cfg["steps"]} steps fill {fit:g} minutes', flush=True)
+                if lead: print(f'\nfit: steps {step - probe[1]}-{step} took {secs:.1f} s, so {cfg["steps"]} steps fill {fit:g} minutes', flush=True)
             if lead and step % cfg['log_every'] == 0:
                 ips = seen / (time.time() - tick); seen, tick = 0, time.time()
                 recent = sum(losses[-cfg['log_every']:]) / cfg['log_every']

@@ -76,14 +76,14 @@ def test_precision_settings_do_not_block_resume(tmp_path):
 
 
 def test_fit_sets_the_length_once_and_resume_keeps_it(tmp_path, monkeypatch):
-    "fit times the first probe steps and fixes the step count; a resumed run keeps that count."
-    monkeypatch.setattr(T, 'fitted_steps', lambda start, probe, seconds, minutes: 37)   # timing-free
+    "fit times steps 5-20 and fixes the step count there; a resumed run keeps that count."
+    monkeypatch.setattr(T, 'fitted_steps', lambda *a: 37)   # timing-free
     part = train(get_config('tiny'), out=tmp_path, fit=0.5, until=30)
     assert not part['finished'] and load_checkpoint(tmp_path / 'ckpt.pt')['config']['steps'] == 37
     monkeypatch.setattr(T, 'fitted_steps', lambda *a: pytest.fail('a resumed run must not fit again'))
     rest = train(get_config('tiny'), out=tmp_path, fit=0.5, resume=True)
     assert rest['finished'] and rest['step'] == 37 and len(rest['losses']) == 37
-    with pytest.raises(ValueError, match='warm-up of at least probe=20'):
+    with pytest.raises(ValueError, match='warm-up of at least 20 steps'):
         train(get_config('tiny', warmup=5), out=tmp_path / 'short', fit=1)
 
 
