@@ -6,7 +6,7 @@ Usage: python bench/bench_train.py [--steps 5] [--presets tiny cpu contextunet u
 """
 import argparse, time
 import torch
-from ddpm_lab.train import get_config, make_model, diffusion_loss, fast_path
+from ddpm_lab.train import get_config, make_model, diffusion_loss, fast_path, describe_fast_path as layout
 from ddpm_lab.schedule import Schedule
 from ddpm_lab.unet import n_params
 
@@ -34,12 +34,6 @@ def images_per_second(cfg, batch, steps, warmup=2, device='cpu'):
         opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
     if dev.type == 'cuda': torch.cuda.synchronize()
     return batch * steps / (time.perf_counter() - t0), n_params(model)
-
-
-def layout(cfg, dev):
-    "The precision and memory layout a config trains with on a device, in words."
-    amp, channels_last = fast_path(cfg, dev)
-    return ('bf16' if amp else 'fp32') + (', channels_last' if channels_last else ', NCHW')
 
 
 def main():
