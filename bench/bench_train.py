@@ -15,7 +15,7 @@ def images_per_second(cfg, batch, steps, warmup=2, device='cpu'):
     "Time `steps` full optimiser steps (forward, backward, AdamW) on random data after `warmup` steps."
     torch.manual_seed(0)
     dev = torch.device(device)
-    amp, channels_last = fast_path(cfg, dev)
+    amp, channels_last = fast_path(cfg, dev, batch)
     model = make_model(cfg).to(dev)
     if channels_last: model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
@@ -49,11 +49,12 @@ def main():
     for p in a.presets:
         c = get_config(p)
         big = c['size'] == 64 and c['arch'] == 'unet2d'
-        rows.append((f'{p} ({layout(c, dev)})' + (', torch.compile' if gpu and c['compile'] else ''), c, c['batch_size'] if gpu else 8 if big else min(c['batch_size'], 64)))
+        bs = c['batch_size'] if gpu else 8 if big else min(c['batch_size'], 64)
+        rows.append((f'{p} ({layout(c, dev, bs)})' + (', torch.compile' if gpu and c['compile'] else ''), c, bs))
         if p == 'cpu':   # every precision and layout, to show what 'auto' chose against the others
             for amp, cl in [(True, False), (True, True), (False, False), (False, True)]:
                 f = get_config(p, amp=amp, channels_last=cl)
-                if fast_path(f, dev) != fast_path(c, dev): rows.append((f'cpu, forced {layout(f, dev)}', f, c['batch_size']))
+                if (amp, cl) != fast_path(c, dev, bs): rows.append((f'cpu, forced {layout(f, dev)}', f, bs))
         if gpu and c['compile']: rows.append((f'{p}, eager', get_config(p, compile=False), c['batch_size']))
     where = torch.cuda.get_device_name() if gpu else f'{torch.get_num_threads()} threads, CPU'
     print(f'torch {torch.__version__}, {where}\n')

@@ -68,11 +68,25 @@ def test_resume_with_other_config_is_refused(tmp_path):
         train(get_config('tiny', steps=10, lr=1e-4), out=tmp_path, resume=True)
 
 
-def test_precision_settings_do_not_block_resume(tmp_path):
-    "amp and channels_last change speed, not the run: an explicit-setting run resumes under 'auto'."
+def test_precision_settings_do_not_block_resume(tmp_path, monkeypatch):
+    "An explicit-setting run resumes under 'auto' and keeps the precision it ran with, without measuring again."
     train(get_config('tiny', steps=10, amp=True, channels_last=False), out=tmp_path)
+    monkeypatch.setattr(T, 'bf16_speedup', lambda *a: pytest.fail('a resumed run must not measure again'))
     res = train(get_config('tiny', steps=15), out=tmp_path, resume=True)
     assert res['finished'] and res['step'] == 15 and len(res['losses']) == 15
+    ran = load_checkpoint(tmp_path / 'ckpt.pt')['config']
+    assert (ran['amp'], ran['channels_last']) == (True, False)
+
+
+@pytest.mark.parametrize('speedup, chosen', [(1.7, (True, False)), (1.05, (False, True)), (0.7, (False, True))])
+def test_auto_precision_follows_the_measurement(tmp_path, monkeypatch, speedup, chosen):
+    "'auto' on a CPU takes bf16 (then NCHW) only when it measured at least 10% faster, and records the choice."
+    monkeypatch.setattr(T, '_BF16_FASTER', {})
+    monkeypatch.setattr(T, 'bf16_speedup', lambda *a: speedup)
+    train(get_config('tiny', steps=2), out=tmp_path)
+    ran = load_checkpoint(tmp_path / 'ckpt.pt')['config']
+    assert (ran['amp'], ran['channels_last']) == chosen
+    assert T.fast_path(get_config('tiny', channels_last=True), torch.device('cpu')) == (chosen[0], True)   # a forced layout stays
 
 
 def test_fit_sets_the_length_once_and_resume_keeps_it(tmp_path, monkeypatch):
