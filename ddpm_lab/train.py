@@ -196,9 +196,10 @@ def step_seed(seed, rank, step):
     return (seed * 1_000_003 + rank * 7_919 + step) % 2**62
 
 # %% ../nbs/03_train.ipynb 22
-def _pass_seconds(model, cfg, dev, amp, channels_last, batch, min_seconds=0.5):
-    "Seconds per forward and backward pass of a copy of `model` on a random batch: one untimed pass, then at least 2 and `min_seconds`."
-    net = copy.deepcopy(model).to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+def _pass_seconds(cfg, dev, amp, channels_last, batch, min_seconds=0.5):
+    "Seconds per forward and backward pass of a fresh copy of the config's network on a random batch: one untimed pass, then at least 2 and `min_seconds`."
+    with torch.random.fork_rng(): net = make_model(cfg).to(dev)   # leaves the run's random numbers alone
+    if channels_last: net = net.to(memory_format=torch.channels_last)
     g = torch.Generator(dev).manual_seed(0)
     x0 = torch.randn(batch, 3, cfg['size'], cfg['size'], generator=g, device=dev)
     if channels_last: x0 = x0.contiguous(memory_format=torch.channels_last)
@@ -214,18 +215,16 @@ _BF16_FASTER = {}   # (threads, network, size, batch, layout) -> measured answer
 
 def bf16_speedup(cfg, dev, batch, channels_last='auto'):
     "fp32 over bf16 seconds per training pass of the config's network on this CPU (layout: 'auto' = NCHW for bf16, channels_last for fp32)."
-    with torch.random.fork_rng(): model = make_model(cfg).to(dev)   # leaves the run's random numbers alone
     layout = lambda amp: (not amp) if channels_last == 'auto' else channels_last
-    fp32, bf16 = (_pass_seconds(model, cfg, dev, amp, layout(amp), batch) for amp in (False, True))
-    return fp32 / bf16
+    return _pass_seconds(cfg, dev, False, layout(False), batch) / _pass_seconds(cfg, dev, True, layout(True), batch)
 
 def fast_path(cfg, dev, batch=None, margin=1.1):
     "(bf16 autocast, channels_last) a config trains with on a device: 'auto' resolved as above, measured once per process."
-    amp, cl = cfg['amp'], cfg['channels_last']
+    amp, cl, batch = cfg['amp'], cfg['channels_last'], batch or cfg['batch_size']
     if amp == 'auto' and dev.type == 'cuda': amp = True
     elif amp == 'auto':
-        key = (torch.get_num_threads(), cfg['arch'], json.dumps(cfg['model'], sort_keys=True), cfg['size'], batch or cfg['batch_size'], cl)
-        if key not in _BF16_FASTER: _BF16_FASTER[key] = bf16_speedup(cfg, dev, batch or cfg['batch_size'], cl) >= margin
+        key = (torch.get_num_threads(), cfg['arch'], json.dumps(cfg['model'], sort_keys=True), cfg['size'], batch, cl)
+        if key not in _BF16_FASTER: _BF16_FASTER[key] = bf16_speedup(cfg, dev, batch, cl) >= margin
         amp = _BF16_FASTER[key]
     if cl == 'auto': cl = dev.type == 'cuda' or not amp
     return bool(amp), bool(cl)
@@ -311,8 +310,8 @@ def train(cfg,            # config: get_config(preset, ...)
     bs, ck = cfg['batch_size'] // world, load_checkpoint(ckpt) if resume and ckpt.exists() else None
     ran = ck['config'] if ck else {}   # a resumed run keeps the precision and layout it started with
     cfg = {**cfg, **{k: ran[k] for k in ('amp', 'channels_last') if cfg[k] == 'auto' and isinstance(ran.get(k), bool)}}
-    amp, channels_last = fast_path(cfg, dev, bs)
-    amp, channels_last = map(bool, divmod(_agree(2 * amp + channels_last, world, dev), 2))   # rank 0's choice
+    amp, channels_last = fast_path(cfg, dev, bs) if rank == 0 else (False, False)   # rank 0 measures alone, the others wait
+    amp, channels_last = map(bool, divmod(_agree(2 * amp + channels_last, world, dev), 2))   # and take its choice
     cfg = dict(cfg, amp=amp, channels_last=channels_last)   # resolved: the checkpoint says what ran
     torch.manual_seed(cfg['seed'])
     model = make_model(cfg).to(dev)
