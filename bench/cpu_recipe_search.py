@@ -1,4 +1,4 @@
-"""Search the `cpu` recipe on a GPU at the budget a 2-core CPU reaches in the preset's 28 minutes.
+"""Search the `cpu_v1` recipe (the `cpu` preset of the time) on a GPU at the budget a 2-core CPU reaches in its 28 minutes.
 
 A variant that is slower per image on the CPU gets proportionally fewer steps: steps = 3200 * (its CPU img/s /
 the preset's CPU img/s) * 64 / batch. The CPU img/s below were measured on the 2-core development machine with
@@ -12,7 +12,9 @@ import argparse, json, multiprocessing as mp, sys, time, traceback
 from pathlib import Path
 from ddpm_lab.train import get_config
 
-VARIANTS = {   # name: (overrides of the cpu preset, CPU img/s of the variant, 2 threads)
+BASE_PRESET = 'cpu_v1'   # the recipe the variants change
+
+VARIANTS = {   # name: (overrides of the cpu_v1 preset, CPU img/s of the variant, 2 threads)
     'base': ({}, 120.4),
     'lr2e-3': (dict(lr=2e-3), 120.4),
     'lr5e-4': (dict(lr=5e-4), 120.4),
@@ -29,11 +31,11 @@ VARIANTS = {   # name: (overrides of the cpu preset, CPU img/s of the variant, 2
 SAMPLINGS = [('ddpm', 50, 2.0, s) for s in (0, 1, 2)] + [('ddim', 50, 0.5, 0), ('ddpm', 50, 1.0, 0), ('ddpm', 50, 4.0, 0)]
 
 
-def batch_size(overrides): return overrides.get('batch_size', get_config('cpu')['batch_size'])
+def batch_size(overrides): return overrides.get('batch_size', get_config(BASE_PRESET)['batch_size'])
 
 def budget_steps(overrides, cpu_img_s):
     "Steps that give the variant the images the CPU trains in the preset's time."
-    return round(get_config('cpu')['steps'] * cpu_img_s / VARIANTS['base'][1] * get_config('cpu')['batch_size'] / batch_size(overrides))
+    return round(get_config(BASE_PRESET)['steps'] * cpu_img_s / VARIANTS['base'][1] * get_config(BASE_PRESET)['batch_size'] / batch_size(overrides))
 
 
 def measure(names):
@@ -43,7 +45,7 @@ def measure(names):
     from bench_train import images_per_second
     torch.set_num_threads(2)
     for name in names:
-        cfg = get_config('cpu', **VARIANTS[name][0])
+        cfg = get_config(BASE_PRESET, **VARIANTS[name][0])
         print(f"{name:24s} {images_per_second(cfg, cfg['batch_size'], 6)[0]:7.1f} img/s", flush=True)
 
 
@@ -56,7 +58,7 @@ def run(name, out):
     ov, ips = VARIANTS[name]
     rec, out = dict(name=name, overrides=ov, steps=budget_steps(ov, ips)), Path(out)/name
     try:
-        cfg = get_config('cpu', **ov, steps=rec['steps'], sample_every=0, ckpt_every=10**9)
+        cfg = get_config(BASE_PRESET, **ov, steps=rec['steps'], sample_every=0, ckpt_every=10**9)
         t0 = time.time()
         res = train(cfg, out=out, resume=(out/'ckpt.pt').exists())
         rec.update(train_s=round(time.time() - t0), final_loss=sum(res['losses'][-100:]) / 100, evals=[])

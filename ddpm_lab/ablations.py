@@ -22,11 +22,12 @@ _CONTEXTUNET_A, _UNET2D_B = PRESETS['contextunet']['model'], PRESETS['unet2d']['
 ARCH_MODELS = {  # model arguments of each architecture at each preset, for rows that switch architecture
     'tiny':        dict(contextunet=dict(n_feat=16), unet2d=PRESETS['tiny']['model']),
     'cpu':         dict(contextunet=dict(n_feat=64), unet2d=PRESETS['cpu']['model']),
+    'cpu_v1':      dict(contextunet=dict(n_feat=64), unet2d=PRESETS['cpu_v1']['model']),
     'contextunet': dict(contextunet=_CONTEXTUNET_A, unet2d=_UNET2D_B),
     'unet2d':      dict(contextunet=_CONTEXTUNET_A, unet2d=_UNET2D_B),
     'best':        dict(contextunet=_CONTEXTUNET_A, unet2d=PRESETS['best']['model'])}
 
-GAN_FOR_PRESET = dict(tiny='tiny', cpu='cpu', contextunet='report', unet2d='report', best='report')  # GAN preset of a DDPM preset
+GAN_FOR_PRESET = dict(tiny='tiny', cpu='cpu', cpu_v1='cpu', contextunet='report', unet2d='report', best='report')  # GAN preset of a DDPM preset
 
 def _row(name, train=None, sample=None, report='—', source='', gan=False):
     "One table row: config changes for training and sampling, and the report's number with its source."

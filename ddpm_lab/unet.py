@@ -211,17 +211,18 @@ class UNet2D(nn.Module):
                  head_dim=64, # channels per attention head
                  dropout=0., # dropout in the ResNet blocks
                  groups=32, # GroupNorm groups; every channel count must be divisible by it
-                 emb_mult=4): # time+label embedding width = emb_mult * channels[0]
+                 emb_mult=4, # time+label embedding width = emb_mult * channels[0]
+                 patch=1): # side of the pixel patches folded into channels before the first conv (1 = none)
         super().__init__()
         channels, attn = tuple(channels), tuple(attn)
         if len(attn) != len(channels): raise ValueError(f"attn needs one flag per level ({len(channels)}), got {len(attn)}")
-        self.factor = 2 ** (len(channels) - 1)
+        self.factor, self.patch = patch * 2 ** (len(channels) - 1), patch
         if img_size % self.factor:
-            raise ValueError(f"UNet2D with {len(channels)} levels needs img_size divisible by {self.factor}, got {img_size}")
+            raise ValueError(f"UNet2D with {len(channels)} levels and patch {patch} needs img_size divisible by {self.factor}, got {img_size}")
         if any(ch % groups for ch in channels): raise ValueError(f"channels {channels} must all be divisible by groups={groups}")
         if channels[0] % 2: raise ValueError(f"channels[0] must be even (sin/cos time features), got {channels[0]}")
         self.config = dict(arch='unet2d', in_ch=in_ch, n_classes=n_classes, img_size=img_size, channels=channels,
-                           layers=layers, attn=attn, head_dim=head_dim, dropout=dropout, groups=groups, emb_mult=emb_mult)
+                           layers=layers, attn=attn, head_dim=head_dim, dropout=dropout, groups=groups, emb_mult=emb_mult, patch=patch)
         self.in_ch, self.n_classes, self.ch0 = in_ch, n_classes, channels[0]
         emb = emb_mult * channels[0]
         self.time_mlp = nn.Sequential(nn.Linear(channels[0], emb), nn.SiLU(), nn.Linear(emb, emb))
@@ -229,7 +230,7 @@ class UNet2D(nn.Module):
         self.null_emb = nn.Parameter(torch.zeros(emb))
         block = lambda ci, co, a: ResAttn(ci, co, emb, a, head_dim, dropout, groups)
 
-        self.conv_in = nn.Conv2d(in_ch, channels[0], 3, padding=1)
+        self.conv_in = nn.Conv2d(in_ch * patch ** 2, channels[0], 3, padding=1)
         self.down_blocks, self.downsamples, skips, ci = nn.ModuleList(), nn.ModuleList(), [channels[0]], channels[0]
         for i, co in enumerate(channels):
             self.down_blocks.append(nn.ModuleList(block(ci if j == 0 else co, co, attn[i]) for j in range(layers)))
@@ -243,7 +244,7 @@ class UNet2D(nn.Module):
             self.up_blocks.append(nn.ModuleList(block((ci if j == 0 else co) + skips.pop(), co, attn[i]) for j in range(layers + 1)))
             if i > 0: self.upsamples.append(Upsample(co))
             ci = co
-        self.norm_out, self.conv_out = nn.GroupNorm(groups, ci), nn.Conv2d(ci, in_ch, 3, padding=1)
+        self.norm_out, self.conv_out = nn.GroupNorm(groups, ci), nn.Conv2d(ci, in_ch * patch ** 2, 3, padding=1)
 
     def embed(self, t, c):
         "Time+label embedding (B, emb); all-zero label rows get the learned null embedding."
@@ -254,9 +255,9 @@ class UNet2D(nn.Module):
     def forward(self, x, t, c):
         check_call(x, t, c, self.in_ch, self.n_classes)
         if x.shape[-2] % self.factor or x.shape[-1] % self.factor:
-            raise ValueError(f"UNet2D with {len(self.down_blocks)} levels needs H and W divisible by {self.factor}, got {tuple(x.shape)}")
+            raise ValueError(f"UNet2D with {len(self.down_blocks)} levels and patch {self.patch} needs H and W divisible by {self.factor}, got {tuple(x.shape)}")
         emb = F.silu(self.embed(t, c))
-        h = self.conv_in(x)
+        h = self.conv_in(F.pixel_unshuffle(x, self.patch))
         skips = [h]
         for i, blocks in enumerate(self.down_blocks):
             for b in blocks: h = b(h, emb); skips.append(h)
@@ -265,9 +266,9 @@ class UNet2D(nn.Module):
         for i, blocks in enumerate(self.up_blocks):
             for b in blocks: h = b(torch.cat([h, skips.pop()], 1), emb)
             if i < len(self.upsamples): h = self.upsamples[i](h)
-        return self.conv_out(F.silu(self.norm_out(h)))
+        return F.pixel_shuffle(self.conv_out(F.silu(self.norm_out(h))), self.patch)
 
-# %% ../nbs/02_unet.ipynb 56
+# %% ../nbs/02_unet.ipynb 58
 ARCHS = {'contextunet': ContextUnet, 'unet2d': UNet2D}
 
 def build_model(arch:str, # a key of ARCHS

@@ -68,3 +68,15 @@ def test_contextunet_float64_and_batch1(cond):
     m = ContextUnet(**SMALL['contextunet'], cond=cond).double().eval()
     x, t, c = (a.double() for a in inputs(b=1))
     assert m(x, t, c).shape == (1, 3, 32, 32)
+
+def test_patched_unet2d_round_trip_and_configs_without_patch(tmp_path):
+    m = UNet2D(**SMALL['unet2d'], patch=2)
+    torch.save({'config': m.config, 'model': m.state_dict()}, tmp_path / 'weights.pt')
+    saved = torch.load(tmp_path / 'weights.pt', weights_only=True)
+    m2 = build_model(**saved['config']); m2.load_state_dict(saved['model'])
+    x, t, c = inputs()
+    with torch.no_grad(): torch.testing.assert_close(m2.eval()(x, t, c), m.eval()(x, t, c))
+    with pytest.raises(ValueError, match='patch 2 needs H and W divisible by 4'): m(*inputs(size=30))
+    old = {k: v for k, v in m.config.items() if k != 'patch'}   # a config saved before the option existed
+    assert build_model(**old).patch == 1
+    with pytest.raises(RuntimeError, match='conv_in.weight'): build_model(**old).load_state_dict(saved['model'])
