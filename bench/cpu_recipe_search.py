@@ -13,6 +13,7 @@ from pathlib import Path
 from ddpm_lab.train import get_config
 
 BASE_PRESET = 'cpu_v1'   # the recipe the variants change
+BASE = get_config(BASE_PRESET)
 
 VARIANTS = {   # name: (overrides of the cpu_v1 preset, CPU img/s of the variant, 2 threads)
     'base': ({}, 120.4),
@@ -31,11 +32,11 @@ VARIANTS = {   # name: (overrides of the cpu_v1 preset, CPU img/s of the variant
 SAMPLINGS = [('ddpm', 50, 2.0, s) for s in (0, 1, 2)] + [('ddim', 50, 0.5, 0), ('ddpm', 50, 1.0, 0), ('ddpm', 50, 4.0, 0)]
 
 
-def batch_size(overrides): return overrides.get('batch_size', get_config(BASE_PRESET)['batch_size'])
+def batch_size(overrides): return overrides.get('batch_size', BASE['batch_size'])
 
 def budget_steps(overrides, cpu_img_s):
     "Steps that give the variant the images the CPU trains in the preset's time."
-    return round(get_config(BASE_PRESET)['steps'] * cpu_img_s / VARIANTS['base'][1] * get_config(BASE_PRESET)['batch_size'] / batch_size(overrides))
+    return round(BASE['steps'] * cpu_img_s / VARIANTS['base'][1] * BASE['batch_size'] / batch_size(overrides))
 
 
 def measure(names):

@@ -36,17 +36,15 @@ BASE = dict(
     amp='auto', channels_last='auto', compile=False,  # bf16 autocast, channels_last: True/False, or 'auto' (see fast_path); torch.compile
     log_every=50, ckpt_every=1000, sample_every=5000, sample_steps=50, sample_w=0.5)
 
+_CPU_RECIPE = dict(batch_size=64, pred='v', warmup=200, ema=0.999, min_snr=5.0, ckpt_every=250, sample_every=1000)  # shared by cpu and cpu_v1
+
 PRESETS = dict(
     tiny=dict(model=dict(channels=[16, 32], layers=1, attn=[False, False], groups=8), T=100, n_train=256, batch_size=32,
               steps=300, lr=2e-3, warmup=20, ema=0.99, log_every=10, ckpt_every=100, sample_every=0,
               _about='seconds on a CPU; for tests and demos'),
-    cpu=dict(model=dict(channels=[64, 128], layers=1, attn=[False, False], patch=2), batch_size=64, pred='v',
-             steps=4500, lr=2e-3, warmup=200, ema=0.999, min_snr=5.0,
-             ckpt_every=250, sample_every=1000,
+    cpu=dict(_CPU_RECIPE, model=dict(channels=[64, 128], layers=1, attn=[False, False], patch=2), steps=4500, lr=2e-3,
              _about='32x32 in 2x2 patches, the best model a 2-core CPU trains in about 30 minutes'),
-    cpu_v1=dict(model=dict(channels=[32, 64, 128], layers=2, attn=[False, False, True]), batch_size=64, pred='v',
-                steps=3200, lr=1e-3, warmup=200, ema=0.999, min_snr=5.0,
-                ckpt_every=250, sample_every=1000,
+    cpu_v1=dict(_CPU_RECIPE, model=dict(channels=[32, 64, 128], layers=2, attn=[False, False, True]), steps=3200, lr=1e-3,
                 _about='the first cpu recipe (full-resolution UNet, 2 blocks, attention at 8x8): the ablation tables ran at it'),
     contextunet=dict(arch='contextunet', model=dict(n_feat=128), size=64, schedule='linear', T=400,
                      batch_size=128, steps=_epochs(300, 128), lr=1e-4, lr_min=1.0, warmup=0, grad_clip=None,
