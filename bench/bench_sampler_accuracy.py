@@ -1,7 +1,8 @@
 """Accuracy of the fast samplers against the baseline, 1000-step DDPM, on one checkpoint over several seeds.
 
 Target (issue 3): DDIM or DPM-Solver++ with at most 50 steps comes within 0.02 of 1000-step DDPM accuracy.
-`ddpm 50` is ancestral sampling over 50 of the 1000 levels, which is DDIM with eta = 1 (the same posterior draw).
+`ddpm 50` is ancestral sampling over 50 of the 1000 levels, which is DDIM with eta = 1 (the same posterior draw);
+`dpm++ sde` is DPM-Solver++ 2M with eta = 1, the SDE solver: the same posterior draw with a second-order x0.
 One seed scores 32 images per labels file, so a single seed's accuracy moves by a few points with the noise
 alone: compare means over seeds. Each (sampler, steps, seed) evaluation is saved under --out and reused by a
 rerun, so the script can be stopped and resumed; --seeds can differ per sampler (the baseline is the slow one).
@@ -14,13 +15,13 @@ from ddpm_lab.data import DATA_DIR
 from ddpm_lab.evaluation import evaluate
 from ddpm_lab.train import load_checkpoint
 
-CANDIDATES = [('ddim', 50), ('ddim', 25), ('dpm++', 50), ('dpm++', 20), ('ddpm', 50)]   # ddpm 50 = DDIM with eta = 1
+CANDIDATES = [('ddim', 50, 0), ('ddim', 25, 0), ('dpm++', 50, 0), ('dpm++', 20, 0), ('ddpm', 50, 0), ('dpm++', 50, 1), ('dpm++', 25, 1)]   # (sampler, steps, eta)
 
 
-def scores(ckpt, sampler, steps, w, seed, out):
+def scores(ckpt, sampler, steps, eta, w, seed, out):
     "Saved or fresh evaluation of one sampling: {'test': acc, 'new_test': acc, 'seconds': sampling time}."
-    path = Path(out) / f'{sampler}{steps}_w{w}_seed{seed}' / 'results.json'
-    res = json.loads(path.read_text()) if path.is_file() else evaluate(ckpt, sampler=sampler, steps=steps, w=w, seed=seed, out=path.parent)
+    path = Path(out) / (f'{sampler}{steps}' + (f'_eta{eta:g}' if eta else '') + f'_w{w}_seed{seed}') / 'results.json'
+    res = json.loads(path.read_text()) if path.is_file() else evaluate(ckpt, sampler=sampler, steps=steps, w=w, eta=eta, seed=seed, out=path.parent)
     return {Path(r['file']).stem: r['accuracy'] for r in res['results']} | dict(seconds=sum(r['sample_seconds'] for r in res['results']))
 
 
@@ -33,10 +34,10 @@ def main():
     P.add_argument('--out', default='runs/bench_sampler_accuracy', help='folder of the saved evaluations')
     a = P.parse_args()
     T = load_checkpoint(a.ckpt)['config']['T']
-    rows = [(f'baseline: ddpm {T}', 'ddpm', T, a.baseline_seeds)] + [(f'{s} {n}', s, n, a.seeds) for s, n in CANDIDATES]
+    rows = [(f'baseline: ddpm {T}', 'ddpm', T, 0, a.baseline_seeds)] + [(f'{s}{" sde" if e else ""} {n}', s, n, e, a.seeds) for s, n, e in CANDIDATES]
     table = []
-    for label, s, n, k in rows:
-        r = [scores(a.ckpt, s, n, a.w, seed, a.out) for seed in range(k)]
+    for label, s, n, e, k in rows:
+        r = [scores(a.ckpt, s, n, e, a.w, seed, a.out) for seed in range(k)]
         table.append((label, k, *(mean(x[f] for x in r) for f in ('test', 'new_test')),
                       *(stdev(x[f] for x in r) if k > 1 else 0.0 for f in ('test', 'new_test')), mean(x['seconds'] for x in r)))
     base = (table[0][2] + table[0][3]) / 2

@@ -43,13 +43,13 @@ def _sample(a):
     "Sample the label lists of one or more files from a checkpoint."
     from ddpm_lab.sampling import sample_labels_file
     for f in a.labels:
-        res = sample_labels_file(a.ckpt, f, a.out, sampler=a.sampler, steps=a.steps, w=a.w, seed=a.seed)
+        res = sample_labels_file(a.ckpt, f, a.out, sampler=a.sampler, steps=a.steps, w=a.w, seed=a.seed, eta=a.eta)
         print(f"{Path(f).name}: {res['grid']} ({res['seconds']:.1f} s)")
 
 def _evaluate(a):
     "Sample, score with the evaluator and print the results table."
     from ddpm_lab.evaluation import evaluate
-    evaluate(a.ckpt, evaluator=a.evaluator, labels_files=a.labels, sampler=a.sampler, steps=a.steps, w=a.w, seed=a.seed, out=a.out)
+    evaluate(a.ckpt, evaluator=a.evaluator, labels_files=a.labels, sampler=a.sampler, steps=a.steps, w=a.w, eta=a.eta, seed=a.seed, out=a.out)
 
 def _train_evaluator(a):
     "Train the project's own course-format evaluator on synthetic scenes."
@@ -73,9 +73,10 @@ def _export(a):
 def _sampling_args(p, labels_default=None):
     "Add the sampler options shared by sample, evaluate and quickstart."
     p.add_argument('--labels', nargs='+', default=labels_default, help='label-list files (test.json format) to generate')
-    p.add_argument('--sampler', default='ddim', help="reverse process: 'ddpm' (ancestral), 'ddim' (deterministic) or 'dpm++' (DPM-Solver++ 2M)")
+    p.add_argument('--sampler', default='ddpm', help="reverse process: 'ddpm' (ancestral; the default, the shipped checkpoint's best at 50 steps), 'ddim' (deterministic) or 'dpm++' (DPM-Solver++ 2M)")
     p.add_argument('--steps', type=int, default=50, help='number of denoising steps (at most the training T)')
-    p.add_argument('--w', type=float, default=0.5, help='classifier-free guidance weight: eps = (1+w) eps(x,c) - w eps(x,none)')
+    p.add_argument('--w', type=float, default=2., help='classifier-free guidance weight: eps = (1+w) eps(x,c) - w eps(x,none); 0 = none')
+    p.add_argument('--eta', type=float, default=0., help='noise of ddim and dpm++: 0 = deterministic (ODE); 1 = the DDPM posterior (ddim), the SDE solver (dpm++)')
     p.add_argument('--seed', type=int, default=0, help='seed of the initial noise')
 
 # %% ../nbs/08_cli.ipynb 7
@@ -90,7 +91,7 @@ def _quickstart(a):
     else:
         ckpt = DATA_DIR/'weights'/'cpu.pt'
         print(f'using the shipped checkpoint {ckpt} (pass --train to train the cpu preset instead)')
-    evaluate(ckpt, evaluator=a.evaluator, labels_files=a.labels, sampler=a.sampler, steps=a.steps, w=a.w, seed=a.seed, out=out/'eval')
+    evaluate(ckpt, evaluator=a.evaluator, labels_files=a.labels, sampler=a.sampler, steps=a.steps, w=a.w, eta=a.eta, seed=a.seed, out=out/'eval')
 
 # %% ../nbs/08_cli.ipynb 8
 def build_parser():

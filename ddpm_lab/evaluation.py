@@ -284,7 +284,7 @@ def _table(rows):
 def evaluate(ckpt,                # diffusion checkpoint (ddpm_lab.train) or conditional GAN checkpoint (ddpm_lab.gan)
              evaluator=None,      # evaluator module or course-format weight file (default: the shipped one)
              labels_files=None,   # label-list files (default: test.json and new_test.json)
-             sampler='ddim', steps=50, w=0.5,  # sampling (see ddpm_lab.sampling.sample)
+             sampler='ddim', steps=50, w=0.5, eta=0.,  # sampling (see ddpm_lab.sampling.sample)
              seed=0,              # seed of the initial noise
              out=None,            # folder for the grids and results.json (None: write nothing)
              n_renders=10,        # reference renders of each label list for the ceiling and the Frechet reference
@@ -296,10 +296,10 @@ def evaluate(ckpt,                # diffusion checkpoint (ddpm_lab.train) or con
     if is_gan_checkpoint(ckpt):                   # a conditional GAN (07_gan): one generator pass per image
         G, cfg = load_generator(ckpt, device)
         make = lambda cond: generate(G, cond.to(device), seed=seed).cpu()
-        sampler, steps, w = 'gan', None, None
+        sampler, steps, w, eta = 'gan', None, None, None
     else:
         model, schedule, cfg = load_model(ckpt, ema=True, device=device)
-        make = lambda cond: sample(model, schedule, cond.to(device), sampler=sampler, steps=steps, w=w, pred=cfg['pred'], size=cfg['size'], seed=seed).cpu()
+        make = lambda cond: sample(model, schedule, cond.to(device), sampler=sampler, steps=steps, w=w, eta=eta, pred=cfg['pred'], size=cfg['size'], seed=seed).cpu()
     ev, size = _as_evaluator(evaluator, device), cfg['size']
     files = labels_files or [DATA_DIR/'test.json', DATA_DIR/'new_test.json']
     rows = []
@@ -315,7 +315,7 @@ def evaluate(ckpt,                # diffusion checkpoint (ddpm_lab.train) or con
                          frechet=frechet_distance(features(ev, imgs), ref_feats), sample_seconds=round(secs, 2),
                          frechet_floor=frechet_distance(features(ev, reference(f, 1, size, REF_SEED + 1)[0]), ref_feats)))
         if out: Path(out).mkdir(parents=True, exist_ok=True); save_grid(imgs, Path(out)/f'{f.stem}.png', ncol=8)
-    res = dict(ckpt=str(ckpt), sampler=sampler, steps=steps, w=w, seed=seed, size=size, results=rows)
+    res = dict(ckpt=str(ckpt), sampler=sampler, steps=steps, w=w, eta=eta, seed=seed, size=size, results=rows)
     print(_table(rows))
     if out: (Path(out)/'results.json').write_text(json.dumps(res, indent=1))
     return res

@@ -93,11 +93,14 @@ def ddim_step(x, x0, ab_t, ab_s, z, eta=0.):
     eps = (x - ab_t ** 0.5 * x0) / (1 - ab_t) ** 0.5
     return ab_s ** 0.5 * x0 + max(1 - ab_s - var, 0.) ** 0.5 * eps + var ** 0.5 * z
 
-def dpmpp_2m_step(x, x0, ab_t, ab_s, prev=None):
-    "DPM-Solver++(2M) step; prev = (x0, h) of the previous step or None (first order). Returns (x_s, (x0, h))."
+def dpmpp_2m_step(x, x0, ab_t, ab_s, prev=None, eta=0., z=0.):
+    "DPM-Solver++(2M) step, the ODE (eta=0) or SDE (eta>0) solver; prev = (x0, h) of the previous step or None (first order). Returns (x_s, (x0, h))."
     h = half_log_snr(ab_s) - half_log_snr(ab_t)
-    d = x0 if prev is None or ab_s == 1 else x0 + (x0 - prev[0]) * (h / (2 * prev[1]))
-    return ((1 - ab_s) / (1 - ab_t)) ** 0.5 * x - ab_s ** 0.5 * math.expm1(-h) * d, (x0, h)
+    if ab_s == 1: return x0, (x0, h)   # the last step lands on the predicted clean image
+    d = x0 if prev is None else x0 + (x0 - prev[0]) * (h / (2 * prev[1]))
+    keep = ((1 - ab_s) / (1 - ab_t)) ** 0.5 * (math.exp(-eta * h) if eta else 1.)   # eta=0: no 0*inf at zero SNR
+    x_s = keep * x - ab_s ** 0.5 * math.expm1(-(1 + eta) * h) * d
+    return (x_s + ((1 - ab_s) * -math.expm1(-2 * eta * h)) ** 0.5 * z if eta else x_s), (x0, h)
 
 # %% ../nbs/04_sampling.ipynb 20
 def check_cond(cond, model):
@@ -115,7 +118,7 @@ def sample(model, # network model(x, t, c) -> eps/x0/v prediction, in eval mode
            sampler='ddim', # one of SAMPLERS: 'ddpm', 'ddim', 'dpm++' (DPM-Solver++ 2M)
            steps=50, # number of network evaluations, 1..T
            w=0.5, # classifier-free guidance weight (0 = none)
-           eta=0.0, # DDIM noise: 0 deterministic, 1 = DDPM posterior
+           eta=0.0, # noise of DDIM and DPM-Solver++: 0 = deterministic (ODE); 1 = DDPM posterior (DDIM), SDE solver (DPM++)
            pred='eps', # what the model predicts: 'eps', 'x0' or 'v'
            size=64, # image height = width
            seed=0, # seed of the CPU generator that draws all noise
@@ -132,7 +135,7 @@ def sample(model, # network model(x, t, c) -> eps/x0/v prediction, in eval mode
     g = torch.Generator().manual_seed(seed)
     randn = lambda: torch.randn(B, 3, size, size, generator=g).to(dev)
     net, x, cond = cfg_model(model, w), randn(), cond.float()
-    noisy = sampler == 'ddpm' or (sampler == 'ddim' and eta > 0)
+    noisy = sampler == 'ddpm' or eta > 0
     snap_at = set(torch.linspace(0, steps - 1, keep).round().long().tolist()) if keep else ()
     snaps, prev, abar = dict(t=[], xt=[], x0=[]), None, schedule.alpha_bar.tolist() + [1.0]   # abar[-1]: clean data
     for i, t in enumerate(tqdm(ts, disable=not progress, desc=f'{sampler} {steps} steps')):
@@ -144,7 +147,7 @@ def sample(model, # network model(x, t, c) -> eps/x0/v prediction, in eval mode
         z = randn() if noisy else 0.
         if sampler == 'ddpm': x = ddpm_step(x, x0, ab_t, ab_s, z)
         elif sampler == 'ddim': x = ddim_step(x, x0, ab_t, ab_s, z, eta)
-        else: x, prev = dpmpp_2m_step(x, x0, ab_t, ab_s, prev)
+        else: x, prev = dpmpp_2m_step(x, x0, ab_t, ab_s, prev, eta, z)
     if clip: x = x.clamp(-1, 1)
     if not keep: return x
     return x, dict(t=snaps['t'], xt=torch.stack(snaps['xt']), x0=torch.stack(snaps['x0']))
@@ -174,7 +177,7 @@ def show_denoising(images, # final samples (B,3,H,W) in [-1,1]
 def sample_labels_file(ckpt, # checkpoint written by ddpm_lab.train
                        labels_file, # test-format json: a list of label lists
                        out, # folder for the grid PNG and the .pt
-                       sampler='ddim', steps=50, w=0.5, seed=0, # see `sample`
+                       sampler='ddim', steps=50, w=0.5, seed=0, eta=0., # see `sample`
                        device=None): # default: cuda when available, else cpu
     "Sample every label list of a file in one batch; save an 8-per-row grid PNG and a .pt of uint8 images + conditions."
     from ddpm_lab.train import load_model   # here: ddpm_lab.train imports this module
@@ -184,13 +187,13 @@ def sample_labels_file(ckpt, # checkpoint written by ddpm_lab.train
     model, schedule, cfg = load_model(ckpt, ema=True, device=device)
     cond = encode(lists).to(device)
     start = time.perf_counter()
-    x = sample(model, schedule, cond, sampler, steps, w, pred=cfg['pred'], size=cfg['size'], seed=seed).cpu()
+    x = sample(model, schedule, cond, sampler, steps, w, eta, pred=cfg['pred'], size=cfg['size'], seed=seed).cpu()
     seconds = time.perf_counter() - start
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    stem = f'{Path(labels_file).stem}_{sampler}{steps}_w{w:g}_seed{seed}'
+    stem = f'{Path(labels_file).stem}_{sampler}{steps}' + (f'_eta{eta:g}' if eta else '') + f'_w{w:g}_seed{seed}'
     grid, tensors = out / f'{stem}.png', out / f'{stem}.pt'
     save_grid(x, grid, ncol=8)
-    torch.save(dict(images=to_uint8(x), cond=cond.cpu(), labels=lists, ckpt=str(ckpt), sampler=sampler, steps=steps, w=w, seed=seed), tensors)
+    torch.save(dict(images=to_uint8(x), cond=cond.cpu(), labels=lists, ckpt=str(ckpt), sampler=sampler, steps=steps, w=w, eta=eta, seed=seed), tensors)
     return dict(grid=grid, tensors=tensors, seconds=seconds, n=len(lists))
 
 # %% ../nbs/04_sampling.ipynb 43

@@ -58,7 +58,10 @@ def test_sample_from_shipped_checkpoint(cli, tmp_path):
     assert ckpt.is_file() and ckpt.stat().st_size <= 20 * 2**20
     r = cli('sample', '--ckpt', ckpt, '--labels', DATA_DIR / 'test.json', '--out', tmp_path, '--steps', '10', '--sampler', 'dpm++')
     assert r.returncode == 0, r.stderr[-2000:]
-    assert len(list(tmp_path.glob('test_dpm++10_*.png'))) == 1
+    assert len(list(tmp_path.glob('test_dpm++10_w*.png'))) == 1
+    r = cli('sample', '--ckpt', ckpt, '--labels', DATA_DIR / 'test.json', '--out', tmp_path, '--steps', '10', '--sampler', 'dpm++', '--eta', '1')
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert len(list(tmp_path.glob('test_dpm++10_eta1_*.png'))) == 1   # the SDE solver's grid beside the ODE's
 
 
 def test_evaluator_file_given_as_diffusion_checkpoint(cli, tmp_path):

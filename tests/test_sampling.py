@@ -64,6 +64,14 @@ def test_eta_out_of_range(eta):
         run(eta=eta)
 
 
+def test_sde_solver_is_seeded_noisy_and_finite_at_zero_snr():
+    a, b, ode = run(sampler='dpm++', eta=1., seed=3), run(sampler='dpm++', eta=1., seed=3), run(sampler='dpm++', seed=3)
+    assert torch.equal(a, b) and not torch.equal(a, run(sampler='dpm++', eta=1., seed=4))  # the seed fixes the noise
+    assert (a - ode).abs().max() > 1e-3   # eta=1 draws fresh noise, eta=0 does not
+    sz = Schedule.from_name('linear', 50, zero_snr=True)   # first step from lambda = -inf
+    assert run(schedule=sz, model=GaussianOracle(sz, pred='v'), pred='v', sampler='dpm++', eta=1.).isfinite().all()
+
+
 def test_train_format_file_refused(tmp_path):
     f = tmp_path / 'train_like.json'
     f.write_text('{"a.png": ["red cube"]}')
