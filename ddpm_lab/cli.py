@@ -75,7 +75,7 @@ def _sampling_args(p, labels_default=None):
     p.add_argument('--labels', nargs='+', default=labels_default, help='label-list files (test.json format) to generate')
     p.add_argument('--sampler', default='ddpm', help="reverse process: 'ddpm' (ancestral; the default, the shipped checkpoint's best at 50 steps), 'ddim' (deterministic) or 'dpm++' (DPM-Solver++ 2M)")
     p.add_argument('--steps', type=int, default=50, help='number of denoising steps (at most the training T)')
-    p.add_argument('--w', type=float, default=2., help='classifier-free guidance weight: eps = (1+w) eps(x,c) - w eps(x,none); 0 = none')
+    p.add_argument('--w', type=float, default=3., help='classifier-free guidance weight: eps = (1+w) eps(x,c) - w eps(x,none); 0 = none')
     p.add_argument('--eta', type=float, default=0., help='noise of ddim and dpm++: 0 = deterministic (ODE); 1 = the DDPM posterior (ddim), the SDE solver (dpm++)')
     p.add_argument('--seed', type=int, default=0, help='seed of the initial noise')
 

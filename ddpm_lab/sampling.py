@@ -5,7 +5,7 @@
 # %% auto 0
 __all__ = ['SAMPLERS', 'check_sampler', 'check_steps', 'timesteps', 'cfg_model', 'Oracle', 'GaussianOracle', 'MixtureOracle',
            'half_log_snr', 'ddpm_step', 'ddim_step', 'dpmpp_2m_step', 'check_cond', 'sample', 'show_denoising',
-           'sample_labels_file', 'demo_figure', 'sampling_demo']
+           'sampling_tag', 'sample_labels_file', 'demo_figure', 'sampling_demo']
 
 # %% ../nbs/04_sampling.ipynb 2
 import math, numbers, time
@@ -174,6 +174,10 @@ def show_denoising(images, # final samples (B,3,H,W) in [-1,1]
     return fig
 
 # %% ../nbs/04_sampling.ipynb 39
+def sampling_tag(sampler, steps, w, seed, eta=0.):
+    "The file-name tag of one sampling setting, e.g. 'ddpm50_w2_seed0' or 'dpm++25_eta1_w2_seed0'."
+    return f'{sampler}{steps}' + (f'_eta{eta:g}' if eta else '') + f'_w{w:g}_seed{seed}'
+
 def sample_labels_file(ckpt, # checkpoint written by ddpm_lab.train
                        labels_file, # test-format json: a list of label lists
                        out, # folder for the grid PNG and the .pt
@@ -190,7 +194,7 @@ def sample_labels_file(ckpt, # checkpoint written by ddpm_lab.train
     x = sample(model, schedule, cond, sampler, steps, w, eta, pred=cfg['pred'], size=cfg['size'], seed=seed).cpu()
     seconds = time.perf_counter() - start
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    stem = f'{Path(labels_file).stem}_{sampler}{steps}' + (f'_eta{eta:g}' if eta else '') + f'_w{w:g}_seed{seed}'
+    stem = f'{Path(labels_file).stem}_{sampling_tag(sampler, steps, w, seed, eta)}'
     grid, tensors = out / f'{stem}.png', out / f'{stem}.pt'
     save_grid(x, grid, ncol=8)
     torch.save(dict(images=to_uint8(x), cond=cond.cpu(), labels=lists, ckpt=str(ckpt), sampler=sampler, steps=steps, w=w, eta=eta, seed=seed), tensors)

@@ -4,8 +4,8 @@
 
 # %% auto 0
 __all__ = ['COND_MODES', 'ARCHS', 'check_choice', 'check_call', 'ConvBlock', 'embed_mlp', 'ContextUnet', 'shape_trace',
-           'print_trace', 'n_params', 'timestep_embedding', 'ResBlock', 'SelfAttention', 'Upsample', 'downsample',
-           'ResAttn', 'UNet2D', 'build_model']
+           'print_trace', 'n_params', 'timestep_embedding', 'ResBlock', 'attention', 'SelfAttention', 'CrossAttention',
+           'Upsample', 'downsample', 'ResAttn', 'UNet2D', 'build_model']
 
 # %% ../nbs/02_unet.ipynb 2
 import math
@@ -162,6 +162,15 @@ class ResBlock(nn.Module):
         return self.skip(x) + h
 
 # %% ../nbs/02_unet.ipynb 33
+def attention(q, k, v, # (..., L_q, d), (..., L_k, d), (..., L_k, d_v)
+              mask=None): # broadcastable to (..., L_q, L_k); True where a key may be seen
+    "softmax(q k^T / sqrt(d)) v: the fused kernel on GPU, written out on CPU (faster there for short sequences)."
+    if q.is_cuda: return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    s = (q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5
+    if mask is not None: s = s.masked_fill(~mask, float('-inf'))
+    return s.softmax(-1) @ v
+
+# %% ../nbs/02_unet.ipynb 35
 class SelfAttention(nn.Module):
     "Multi-head self-attention over the H*W positions of a feature map, with pre-GroupNorm and a residual."
     def __init__(self,
@@ -177,10 +186,30 @@ class SelfAttention(nn.Module):
         B, C, H, W = x.shape
         h = self.norm(x).flatten(2).transpose(1, 2)  # (B, H*W, C)
         q, k, v = self.qkv(h).view(B, H * W, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)
-        o = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(B, H * W, C)
+        o = attention(q, k, v).transpose(1, 2).reshape(B, H * W, C)
         return x + self.proj(o).transpose(1, 2).reshape(B, C, H, W)
 
-# %% ../nbs/02_unet.ipynb 37
+# %% ../nbs/02_unet.ipynb 39
+class CrossAttention(nn.Module):
+    "Multi-head attention from the H*W positions of a feature map to context tokens; `mask` hides absent tokens."
+    def __init__(self,
+                 ch:int, # channels of the feature map
+                 ctx_dim:int, # width of the context tokens
+                 head_dim=64, # channels per head (one head when ch < head_dim)
+                 groups=32): # GroupNorm groups
+        super().__init__()
+        self.heads = max(1, ch // head_dim)
+        if ch % self.heads: raise ValueError(f"attention channels {ch} must be divisible by heads {self.heads}")
+        self.norm, self.q, self.kv, self.proj = nn.GroupNorm(groups, ch), nn.Linear(ch, ch), nn.Linear(ctx_dim, 2 * ch), nn.Linear(ch, ch)
+
+    def forward(self, x, ctx, mask): # ctx: (B, L, ctx_dim) tokens; mask: (B, L), True where a token is present
+        B, C, H, W = x.shape
+        q = self.q(self.norm(x).flatten(2).transpose(1, 2)).view(B, H * W, self.heads, C // self.heads).transpose(1, 2)
+        k, v = self.kv(ctx).view(B, -1, 2, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)
+        o = attention(q, k, v, mask[:, None, None])
+        return x + self.proj(o.transpose(1, 2).reshape(B, H * W, C)).transpose(1, 2).reshape(B, C, H, W)
+
+# %% ../nbs/02_unet.ipynb 43
 class Upsample(nn.Module):
     "Nearest-neighbour 2x upsampling followed by a 3x3 conv."
     def __init__(self, ch): super().__init__(); self.conv = nn.Conv2d(ch, ch, 3, padding=1)
@@ -189,18 +218,22 @@ class Upsample(nn.Module):
 def downsample(ch): "3x3 conv with stride 2: halves H and W."; return nn.Conv2d(ch, ch, 3, stride=2, padding=1)
 
 class ResAttn(nn.Module):
-    "A ResBlock, followed by self-attention when `attn`."
+    "A ResBlock, followed by self-attention when `attn` and by attention to the label tokens when `cross`."
     def __init__(self, ci, co, emb_dim, # as in ResBlock
                  attn=False, # add self-attention after the block
-                 head_dim=64, dropout=0., groups=32): # as in SelfAttention / ResBlock
+                 head_dim=64, dropout=0., groups=32, # as in SelfAttention / ResBlock
+                 cross=False): # add cross-attention to the label tokens (their width is emb_dim)
         super().__init__()
         self.res = ResBlock(ci, co, emb_dim, dropout, groups)
         self.attn = SelfAttention(co, head_dim, groups) if attn else nn.Identity()
-    def forward(self, x, emb): return self.attn(self.res(x, emb))
+        self.cross = CrossAttention(co, emb_dim, head_dim, groups) if cross else None
+    def forward(self, x, emb, ctx=None): # ctx: (tokens, mask) for the cross-attention
+        h = self.attn(self.res(x, emb))
+        return h if self.cross is None else self.cross(h, *ctx)
 
-# %% ../nbs/02_unet.ipynb 40
+# %% ../nbs/02_unet.ipynb 46
 class UNet2D(nn.Module):
-    "Library-style UNet: ResNet blocks with scale-shift time+label embedding, self-attention at chosen levels."
+    "Library-style UNet: ResNet blocks with scale-shift time+label embedding, self- and label cross-attention at chosen levels."
     def __init__(self,
                  in_ch=3, # image channels
                  n_classes=24, # length of the multi-hot label
@@ -212,36 +245,39 @@ class UNet2D(nn.Module):
                  dropout=0., # dropout in the ResNet blocks
                  groups=32, # GroupNorm groups; every channel count must be divisible by it
                  emb_mult=4, # time+label embedding width = emb_mult * channels[0]
-                 patch=1): # side of the pixel patches folded into channels before the first conv (1 = none)
+                 patch=1, # side of the pixel patches folded into channels before the first conv (1 = none)
+                 cross=None): # cross-attention to label tokens at each level (the middle follows the last); None = nowhere
         super().__init__()
-        channels, attn = tuple(channels), tuple(attn)
-        if len(attn) != len(channels): raise ValueError(f"attn needs one flag per level ({len(channels)}), got {len(attn)}")
+        channels, attn, cross = tuple(channels), tuple(attn), tuple(cross or (False,) * len(channels))
+        for name, flags in (('attn', attn), ('cross', cross)):
+            if len(flags) != len(channels): raise ValueError(f"{name} needs one flag per level ({len(channels)}), got {len(flags)}")
         self.factor, self.patch = patch * 2 ** (len(channels) - 1), patch
         if img_size % self.factor:
             raise ValueError(f"UNet2D with {len(channels)} levels and patch {patch} needs img_size divisible by {self.factor}, got {img_size}")
         if any(ch % groups for ch in channels): raise ValueError(f"channels {channels} must all be divisible by groups={groups}")
         if channels[0] % 2: raise ValueError(f"channels[0] must be even (sin/cos time features), got {channels[0]}")
         self.config = dict(arch='unet2d', in_ch=in_ch, n_classes=n_classes, img_size=img_size, channels=channels,
-                           layers=layers, attn=attn, head_dim=head_dim, dropout=dropout, groups=groups, emb_mult=emb_mult, patch=patch)
+                           layers=layers, attn=attn, head_dim=head_dim, dropout=dropout, groups=groups, emb_mult=emb_mult, patch=patch, cross=cross)
         self.in_ch, self.n_classes, self.ch0 = in_ch, n_classes, channels[0]
         emb = emb_mult * channels[0]
         self.time_mlp = nn.Sequential(nn.Linear(channels[0], emb), nn.SiLU(), nn.Linear(emb, emb))
         self.label_emb = nn.Linear(n_classes, emb)
         self.null_emb = nn.Parameter(torch.zeros(emb))
-        block = lambda ci, co, a: ResAttn(ci, co, emb, a, head_dim, dropout, groups)
+        self.label_tokens = nn.Parameter(0.02 * torch.randn(1 + n_classes, emb)) if any(cross) else None  # row 0: the register
+        block = lambda ci, co, a, x: ResAttn(ci, co, emb, a, head_dim, dropout, groups, x)
 
         self.conv_in = nn.Conv2d(in_ch * patch ** 2, channels[0], 3, padding=1)
         self.down_blocks, self.downsamples, skips, ci = nn.ModuleList(), nn.ModuleList(), [channels[0]], channels[0]
         for i, co in enumerate(channels):
-            self.down_blocks.append(nn.ModuleList(block(ci if j == 0 else co, co, attn[i]) for j in range(layers)))
+            self.down_blocks.append(nn.ModuleList(block(ci if j == 0 else co, co, attn[i], cross[i]) for j in range(layers)))
             skips += [co] * layers
             if i < len(channels) - 1: self.downsamples.append(downsample(co)); skips.append(co)
             ci = co
-        self.mid1, self.mid_attn, self.mid2 = block(ci, ci, False), SelfAttention(ci, head_dim, groups), block(ci, ci, False)
+        self.mid1, self.mid_attn, self.mid2 = block(ci, ci, False, cross[-1]), SelfAttention(ci, head_dim, groups), block(ci, ci, False, False)
         self.up_blocks, self.upsamples = nn.ModuleList(), nn.ModuleList()
         for i in reversed(range(len(channels))):
             co = channels[i]
-            self.up_blocks.append(nn.ModuleList(block((ci if j == 0 else co) + skips.pop(), co, attn[i]) for j in range(layers + 1)))
+            self.up_blocks.append(nn.ModuleList(block((ci if j == 0 else co) + skips.pop(), co, attn[i], cross[i]) for j in range(layers + 1)))
             if i > 0: self.upsamples.append(Upsample(co))
             ci = co
         self.norm_out, self.conv_out = nn.GroupNorm(groups, ci), nn.Conv2d(ci, in_ch * patch ** 2, 3, padding=1)
@@ -252,23 +288,29 @@ class UNet2D(nn.Module):
         is_null = (c == 0).all(1, keepdim=True)
         return te + torch.where(is_null, self.null_emb, self.label_emb(c.to(te.dtype)))
 
+    def label_context(self, c):
+        "Label tokens (B, 1 + n_classes, emb) and their mask (B, 1 + n_classes): the register and the labels present; None without cross-attention."
+        if self.label_tokens is None: return None
+        mask = torch.cat([torch.ones_like(c[:, :1]), c], 1) > 0
+        return self.label_tokens.expand(len(c), -1, -1), mask
+
     def forward(self, x, t, c):
         check_call(x, t, c, self.in_ch, self.n_classes)
         if x.shape[-2] % self.factor or x.shape[-1] % self.factor:
             raise ValueError(f"UNet2D with {len(self.down_blocks)} levels and patch {self.patch} needs H and W divisible by {self.factor}, got {tuple(x.shape)}")
-        emb = F.silu(self.embed(t, c))
+        emb, ctx = F.silu(self.embed(t, c)), self.label_context(c)
         h = self.conv_in(F.pixel_unshuffle(x, self.patch))
         skips = [h]
         for i, blocks in enumerate(self.down_blocks):
-            for b in blocks: h = b(h, emb); skips.append(h)
+            for b in blocks: h = b(h, emb, ctx); skips.append(h)
             if i < len(self.downsamples): h = self.downsamples[i](h); skips.append(h)
-        h = self.mid2(self.mid_attn(self.mid1(h, emb)), emb)
+        h = self.mid2(self.mid_attn(self.mid1(h, emb, ctx)), emb)
         for i, blocks in enumerate(self.up_blocks):
-            for b in blocks: h = b(torch.cat([h, skips.pop()], 1), emb)
+            for b in blocks: h = b(torch.cat([h, skips.pop()], 1), emb, ctx)
             if i < len(self.upsamples): h = self.upsamples[i](h)
         return F.pixel_shuffle(self.conv_out(F.silu(self.norm_out(h))), self.patch)
 
-# %% ../nbs/02_unet.ipynb 58
+# %% ../nbs/02_unet.ipynb 66
 ARCHS = {'contextunet': ContextUnet, 'unet2d': UNet2D}
 
 def build_model(arch:str, # a key of ARCHS

@@ -24,9 +24,18 @@ def test_contextunet_bad_config(kw, msg):
 
 @pytest.mark.parametrize('kw, msg', [(dict(img_size=48), 'img_size divisible by 32'),
                                      (dict(channels=(32, 48), attn=(False, False)), 'divisible by groups=32'),
-                                     (dict(attn=(True,)), 'one flag per level')])
+                                     (dict(attn=(True,)), 'attn needs one flag per level'),
+                                     (dict(cross=(True,)), 'cross needs one flag per level')])
 def test_unet2d_bad_config(kw, msg):
     with pytest.raises(ValueError, match=msg): UNet2D(**kw)
+
+def test_label_tokens_round_trip_through_the_config():
+    m = UNet2D(**SMALL['unet2d'], cross=(False, True)).eval()
+    m2 = build_model(**m.config).eval()
+    m2.load_state_dict(m.state_dict())   # strict: the same tokens and cross-attention layers
+    x, t, c = inputs()
+    assert torch.equal(m(x, t, c), m2(x, t, c))
+    assert n_params(m) > n_params(UNet2D(**SMALL['unet2d']))
 
 def test_contextunet_wrong_image_size():
     m = ContextUnet(**SMALL['contextunet'])
