@@ -202,10 +202,10 @@ class CrossAttention(nn.Module):
         if ch % self.heads: raise ValueError(f"attention channels {ch} must be divisible by heads {self.heads}")
         self.norm, self.q, self.kv, self.proj = nn.GroupNorm(groups, ch), nn.Linear(ch, ch), nn.Linear(ctx_dim, 2 * ch), nn.Linear(ch, ch)
 
-    def forward(self, x, ctx, mask): # ctx: (B, L, ctx_dim) tokens; mask: (B, L), True where a token is present
+    def forward(self, x, ctx, mask): # ctx: (B or 1, L, ctx_dim) tokens (1: shared by the batch); mask: (B, L), True where present
         B, C, H, W = x.shape
         q = self.q(self.norm(x).flatten(2).transpose(1, 2)).view(B, H * W, self.heads, C // self.heads).transpose(1, 2)
-        k, v = self.kv(ctx).view(B, -1, 2, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)
+        k, v = self.kv(ctx).view(len(ctx), -1, 2, self.heads, C // self.heads).permute(2, 0, 3, 1, 4).expand(-1, B, -1, -1, -1)
         o = attention(q, k, v, mask[:, None, None])
         return x + self.proj(o.transpose(1, 2).reshape(B, H * W, C)).transpose(1, 2).reshape(B, C, H, W)
 
@@ -289,10 +289,9 @@ class UNet2D(nn.Module):
         return te + torch.where(is_null, self.null_emb, self.label_emb(c.to(te.dtype)))
 
     def label_context(self, c):
-        "Label tokens (B, 1 + n_classes, emb) and their mask (B, 1 + n_classes): the register and the labels present; None without cross-attention."
+        "Label tokens (1, 1 + n_classes, emb), shared by the batch, and their mask (B, 1 + n_classes): the register and the labels present; None without cross-attention."
         if self.label_tokens is None: return None
-        mask = torch.cat([torch.ones_like(c[:, :1]), c], 1) > 0
-        return self.label_tokens.expand(len(c), -1, -1), mask
+        return self.label_tokens[None], torch.cat([torch.ones_like(c[:, :1]), c], 1) > 0
 
     def forward(self, x, t, c):
         check_call(x, t, c, self.in_ch, self.n_classes)
