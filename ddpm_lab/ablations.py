@@ -10,6 +10,7 @@ __all__ = ['ARCH_MODELS', 'GAN_FOR_PRESET', 'TABLES', 'check_table', 'row_config
 import copy, datetime, json, math, os, platform, time
 from pathlib import Path
 import torch
+from filelock import FileLock
 from .data import file_md5
 from .unet import n_params
 from .train import PRESETS, get_config, train, make_model, load_checkpoint
@@ -134,10 +135,10 @@ def read_results(path):
     return json.loads(path.read_text()) if path.is_file() else []
 
 def _append(path, record):
-    "Append one record to a JSON results file, atomically."
-    recs = read_results(path) + [record]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + '.tmp'); tmp.write_text(json.dumps(recs, indent=1)); os.replace(tmp, path)
+    "Append one record to a JSON results file, atomically and under a lock, so sweeps running side by side keep every record."
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(f'{path}.lock'):   # read-modify-write: without the lock two writers could each drop the other's record
+        tmp = path.with_name(path.name + '.tmp'); tmp.write_text(json.dumps(read_results(path) + [record], indent=1)); os.replace(tmp, path)
 
 def _sampling(row, cfg, sampler, steps):
     "(sampler, steps, w) of a row: the table's defaults overridden by the row; steps='T' means all T steps."

@@ -8,13 +8,13 @@ __all__ = ['GAN_BASE', 'GAN_PRESETS', 'D_NORMS', 'get_gan_config', 'dcgan_init',
            'train_gan', 'load_generator', 'generate', 'is_gan_checkpoint']
 
 # %% ../nbs/07_gan.ipynb 2
-import copy, json, math, time
+import json, math, time
 from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 from tqdm.auto import tqdm
 from .data import DATA_DIR, read_labels, encode
 from .unet import n_params
-from .train import N_TRAIN, training_data, save_checkpoint, load_checkpoint, check_state_dict, step_seed
+from .train import N_TRAIN, preset_config, training_data, save_checkpoint, load_checkpoint, check_state_dict, step_seed
 from .evaluation import EVALUATOR_PATH, load_evaluator, eval_input
 
 # %% ../nbs/07_gan.ipynb 5
@@ -38,13 +38,7 @@ GAN_PRESETS = dict(
 
 def get_gan_config(preset='cpu', **overrides):
     "GAN_BASE updated by a preset and by `key=value` overrides."
-    if preset not in GAN_PRESETS: raise ValueError(f'unknown GAN preset {preset!r}; valid presets: {", ".join(GAN_PRESETS)}')
-    cfg = copy.deepcopy(GAN_BASE)
-    cfg.update({k: copy.deepcopy(v) for k, v in GAN_PRESETS[preset].items() if k != '_about'}, preset=preset)
-    for k, v in overrides.items():
-        if k not in cfg: raise ValueError(f'unknown GAN config key {k!r}; valid keys: {", ".join(sorted(cfg))}')
-        cfg[k] = v
-    return cfg
+    return preset_config(GAN_BASE, GAN_PRESETS, preset, overrides, kind='GAN ')
 
 # %% ../nbs/07_gan.ipynb 8
 def _levels(size):

@@ -84,3 +84,18 @@ def test_gan_row_of_ddpm_vs_gan(tmp_path):
     assert is_gan_checkpoint(tmp_path / 'runs' / 'tiny' / 'gan-tiny' / 's0' / 'ckpt.pt')
     md = table_markdown('ddpm_vs_gan', 'tiny', results=tmp_path / 'results')
     assert '| conditional GAN | 1 |' in md and 'one G pass' in md and '| DDPM | 0 | not run |' in md
+
+
+def _append_many(path, who, n):
+    for i in range(n): A._append(path, dict(who=who, i=i))
+
+def test_sweeps_side_by_side_keep_every_record(tmp_path):
+    "Four processes appending to one results file at once lose no record and leave valid JSON."
+    import multiprocessing as mp
+    path, ctx = tmp_path/'table_cpu.json', mp.get_context('fork')
+    procs = [ctx.Process(target=_append_many, args=(path, who, 40)) for who in range(4)]
+    for p in procs: p.start()
+    for p in procs: p.join()
+    assert [p.exitcode for p in procs] == [0] * 4
+    got = sorted((r['who'], r['i']) for r in A.read_results(path))
+    assert got == [(who, i) for who in range(4) for i in range(40)]
