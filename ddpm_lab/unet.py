@@ -4,8 +4,8 @@
 
 # %% auto 0
 __all__ = ['COND_MODES', 'ARCHS', 'check_choice', 'check_call', 'ConvBlock', 'embed_mlp', 'ContextUnet', 'shape_trace',
-           'print_trace', 'n_params', 'timestep_embedding', 'ResBlock', 'attention', 'SelfAttention', 'CrossAttention',
-           'Upsample', 'downsample', 'ResAttn', 'UNet2D', 'build_model']
+           'print_trace', 'n_params', 'timestep_embedding', 'ResBlock', 'attention', 'n_heads', 'attn_residual',
+           'SelfAttention', 'CrossAttention', 'Upsample', 'downsample', 'ResAttn', 'UNet2D', 'build_model']
 
 # %% ../nbs/02_unet.ipynb 2
 import math
@@ -171,6 +171,17 @@ def attention(q, k, v, # (..., L_q, d), (..., L_k, d), (..., L_k, d_v)
     return s.softmax(-1) @ v
 
 # %% ../nbs/02_unet.ipynb 35
+def n_heads(ch, head_dim):
+    "Heads of about `head_dim` channels in `ch` channels (at least one); they must split `ch` evenly."
+    heads = max(1, ch // head_dim)
+    if ch % heads: raise ValueError(f"attention channels {ch} must be divisible by heads {heads}")
+    return heads
+
+def attn_residual(x, o, proj):
+    "x + proj(o): the attention output o (B, heads, H*W, d) merged back into the shape of the (B, C, H, W) map x."
+    B, C, H, W = x.shape
+    return x + proj(o.transpose(1, 2).reshape(B, H * W, C)).transpose(1, 2).reshape(B, C, H, W)
+
 class SelfAttention(nn.Module):
     "Multi-head self-attention over the H*W positions of a feature map, with pre-GroupNorm and a residual."
     def __init__(self,
@@ -178,16 +189,14 @@ class SelfAttention(nn.Module):
                  head_dim=64, # channels per head (one head when ch < head_dim)
                  groups=32): # GroupNorm groups
         super().__init__()
-        self.heads = max(1, ch // head_dim)
-        if ch % self.heads: raise ValueError(f"attention channels {ch} must be divisible by heads {self.heads}")
+        self.heads = n_heads(ch, head_dim)
         self.norm, self.qkv, self.proj = nn.GroupNorm(groups, ch), nn.Linear(ch, 3 * ch), nn.Linear(ch, ch)
 
     def forward(self, x):
         B, C, H, W = x.shape
         h = self.norm(x).flatten(2).transpose(1, 2)  # (B, H*W, C)
         q, k, v = self.qkv(h).view(B, H * W, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)
-        o = attention(q, k, v).transpose(1, 2).reshape(B, H * W, C)
-        return x + self.proj(o).transpose(1, 2).reshape(B, C, H, W)
+        return attn_residual(x, attention(q, k, v), self.proj)
 
 # %% ../nbs/02_unet.ipynb 39
 class CrossAttention(nn.Module):
@@ -198,16 +207,14 @@ class CrossAttention(nn.Module):
                  head_dim=64, # channels per head (one head when ch < head_dim)
                  groups=32): # GroupNorm groups
         super().__init__()
-        self.heads = max(1, ch // head_dim)
-        if ch % self.heads: raise ValueError(f"attention channels {ch} must be divisible by heads {self.heads}")
+        self.heads = n_heads(ch, head_dim)
         self.norm, self.q, self.kv, self.proj = nn.GroupNorm(groups, ch), nn.Linear(ch, ch), nn.Linear(ctx_dim, 2 * ch), nn.Linear(ch, ch)
 
     def forward(self, x, ctx, mask): # ctx: (B or 1, L, ctx_dim) tokens (1: shared by the batch); mask: (B, L), True where present
         B, C, H, W = x.shape
         q = self.q(self.norm(x).flatten(2).transpose(1, 2)).view(B, H * W, self.heads, C // self.heads).transpose(1, 2)
         k, v = self.kv(ctx).view(len(ctx), -1, 2, self.heads, C // self.heads).permute(2, 0, 3, 1, 4).expand(-1, B, -1, -1, -1)
-        o = attention(q, k, v, mask[:, None, None])
-        return x + self.proj(o.transpose(1, 2).reshape(B, H * W, C)).transpose(1, 2).reshape(B, C, H, W)
+        return attn_residual(x, attention(q, k, v, mask[:, None, None]), self.proj)
 
 # %% ../nbs/02_unet.ipynb 43
 class Upsample(nn.Module):
