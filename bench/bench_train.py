@@ -6,6 +6,7 @@ Usage: python bench/bench_train.py [--steps 5] [--presets tiny cpu contextunet u
 """
 import argparse, time
 import torch
+from ddpm_lab.data import autocast
 from ddpm_lab.train import get_config, make_model, diffusion_loss, fast_path, describe_fast_path as layout
 from ddpm_lab.schedule import Schedule
 from ddpm_lab.unet import n_params
@@ -19,6 +20,7 @@ def images_per_second(cfg, batch, steps, warmup=2, device='cpu'):
     model = make_model(cfg).to(dev)
     if channels_last: model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    scaler = torch.amp.GradScaler(dev.type, enabled=amp == 'fp16')
     net = torch.compile(model) if cfg['compile'] and dev.type == 'cuda' else model
     sched = Schedule.from_name(cfg['schedule'], cfg['T'])
     x0 = torch.rand(batch, 3, cfg['size'], cfg['size'], device=dev) * 2 - 1
@@ -29,9 +31,9 @@ def images_per_second(cfg, batch, steps, warmup=2, device='cpu'):
         if i == warmup:
             if dev.type == 'cuda': torch.cuda.synchronize()
             t0 = time.perf_counter()
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+        with autocast(dev, amp):
             loss = diffusion_loss(net, sched, x0, c, cfg, g)
-        opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
+        opt.zero_grad(set_to_none=True); scaler.scale(loss).backward(); scaler.step(opt); scaler.update()
     if dev.type == 'cuda': torch.cuda.synchronize()
     return batch * steps / (time.perf_counter() - t0), n_params(model)
 
@@ -44,7 +46,7 @@ def main():
     P.add_argument('--warmup', type=int, default=2, help='untimed steps first (raise it for torch.compile)')
     a = P.parse_args()
     gpu, dev = a.device.startswith('cuda'), torch.device(a.device)
-    base = get_config('contextunet', amp=False, channels_last=False)
+    base = get_config('contextunet', amp='fp32', channels_last=False)
     rows = [('baseline: report A ContextUnet fp32', base, base['batch_size'] if gpu else 16)]
     for p in a.presets:
         c = get_config(p)
@@ -52,7 +54,7 @@ def main():
         bs = c['batch_size'] if gpu else 8 if big else min(c['batch_size'], 64)
         rows.append((f'{p} ({layout(c, dev, bs)})' + (', torch.compile' if gpu and c['compile'] else ''), c, bs))
         if p == 'cpu':   # every precision and layout, to show what 'auto' chose against the others
-            for amp, cl in [(True, False), (True, True), (False, False), (False, True)]:
+            for amp, cl in [('bf16', False), ('bf16', True), ('fp32', False), ('fp32', True)]:
                 f = get_config(p, amp=amp, channels_last=cl)
                 if (amp, cl) != fast_path(c, dev, bs): rows.append((f'cpu, forced {layout(f, dev)}', f, bs))
         if gpu and c['compile']: rows.append((f'{p}, eager', get_config(p, compile=False), c['batch_size']))

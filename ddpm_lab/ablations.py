@@ -6,18 +6,18 @@
 __all__ = ['ARCH_MODELS', 'GAN_FOR_PRESET', 'TABLES', 'check_table', 'row_config', 'machine', 'read_results', 'results_path',
            'evaluator_id', 'ablate', 'table_markdown', 'plot_table', 'plot_budget']
 
-# %% ../nbs/06_ablations.ipynb 2
-import copy, datetime, json, math, os, platform, time
+# %% ../nbs/06_ablations.ipynb 3
+import copy, datetime, json, math, os, platform, threading, time, warnings
 from pathlib import Path
 import torch
 from filelock import FileLock
-from .data import file_md5
+from .data import file_md5, atomic_write
 from .unet import n_params
 from .train import PRESETS, get_config, train, make_model, load_checkpoint
 from .evaluation import EVALUATOR_PATH
 from .gan import GAN_PRESETS, get_gan_config, train_gan, make_generator
 
-# %% ../nbs/06_ablations.ipynb 5
+# %% ../nbs/06_ablations.ipynb 6
 _CONTEXTUNET_A, _UNET2D_B = PRESETS['contextunet']['model'], PRESETS['unet2d']['model']  # the reports' networks
 
 ARCH_MODELS = {  # model arguments of each architecture at each preset, for rows that switch architecture
@@ -84,7 +84,7 @@ TABLES = {
         rows=[_row('DDPM', report='0.85 / 0.87', source='D'),
               _row('conditional GAN', gan=True, report='0.61 / 0.63', source='D; other reports: DCGAN 0.44 / 0.50, WGAN-GP 0.71 / 0.75')])}
 
-# %% ../nbs/06_ablations.ipynb 8
+# %% ../nbs/06_ablations.ipynb 9
 def check_table(table):
     "Raise a ValueError naming the valid tables when `table` is not one."
     if table not in TABLES: raise ValueError(f"unknown table {table!r}; valid tables: {', '.join(TABLES)}")
@@ -123,22 +123,37 @@ def _find_row(t, name):
         if r['name'] == name: return r
     raise ValueError(f"unknown row {name!r}; valid rows: {', '.join(r['name'] for r in t['rows'])}")
 
-# %% ../nbs/06_ablations.ipynb 11
+# %% ../nbs/06_ablations.ipynb 12
 def machine():
     "One line describing the device the sweep runs on."
     if torch.cuda.is_available(): return f'{torch.cuda.get_device_name()} (CUDA), torch {torch.__version__}'
     return f'{platform.machine()} CPU ({os.cpu_count()} cores, torch using {torch.get_num_threads()}), torch {torch.__version__}'
 
+def _write_json(path, obj, indent=1):
+    "Write `obj` as JSON atomically (data.atomic_write), so a crash leaves the old file whole."
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=indent)))
+
+def _read_json(path, fix):
+    "The JSON in `path`; a ValueError naming the file and how to `fix` it when it is not valid JSON."
+    try: return json.loads(Path(path).read_text())
+    except ValueError as e:   # JSONDecodeError or UnicodeDecodeError
+        raise ValueError(f'{path} is not valid JSON (truncated by an interrupted write? {e}): {fix}') from None
+
 def read_results(path):
-    "The records of a results file ([] when it does not exist)."
+    "The records of a results file ([] when it does not exist); a ValueError naming the file when it is not a JSON list."
     path = Path(path)
-    return json.loads(path.read_text()) if path.is_file() else []
+    if not path.is_file(): return []
+    fix = ('delete it to start the table afresh (finished runs and their saved evaluations are reused, so little is redone), '
+           'or repair it by hand: a JSON list of records, cut after the last complete record and closed with "]"')
+    recs = _read_json(path, fix)
+    if not isinstance(recs, list): raise ValueError(f'{path} is not a results file (a JSON list of records): {fix}')
+    return recs
 
 def _append(path, record):
     "Append one record to a JSON results file, atomically and under a lock, so sweeps running side by side keep every record."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(f'{path}.lock'):   # read-modify-write: without the lock two writers could each drop the other's record
-        tmp = path.with_name(path.name + '.tmp'); tmp.write_text(json.dumps(read_results(path) + [record], indent=1)); os.replace(tmp, path)
+        _write_json(path, read_results(path) + [record])
 
 def _sampling(row, cfg, sampler, steps):
     "(sampler, steps, w) of a row: the table's defaults overridden by the row; steps='T' means all T steps."
@@ -147,18 +162,40 @@ def _sampling(row, cfg, sampler, steps):
     if s['steps'] == 'T': s['steps'] = cfg['T']
     return s['sampler'], min(s['steps'], cfg['T']), s['w']
 
-def _train_run(cfg, run, data, minutes):
-    "Train (or resume, or find finished) one run; returns (ckpt, finished, training minutes so far)."
+_BEAT = 1.0   # seconds between looks for a new checkpoint while a run trains
+
+def _run_state(run):
+    "A run folder's ablate.json: {'minutes': training minutes over every call so far, 'finished'}."
+    log = Path(run)/'ablate.json'
+    if not log.is_file(): return dict(minutes=0.0, finished=False)
+    return _read_json(log, "it only keeps the run's training minutes: write {\"minutes\": M, \"finished\": false} with your "
+                           "estimate M, or delete it to count the minutes afresh (the run resumes from its checkpoint either way)")
+
+def _mtime(path):
+    "Modification time of a file in ns (None when there is none)."
+    try: return path.stat().st_mtime_ns
+    except FileNotFoundError: return None
+
+def _train_run(cfg, run, data, minutes, device='auto'):
+    "Train (or resume, or find finished) one run; returns (ckpt, finished, training minutes over every call so far)."
     ckpt, log = run/'ckpt.pt', run/'ablate.json'
-    state = json.loads(log.read_text()) if log.is_file() else dict(minutes=0.0, finished=False)
+    state = _run_state(run)
     if ckpt.is_file() and (state['finished'] or load_checkpoint(ckpt)['step'] >= cfg['steps']): return ckpt, True, state['minutes']
-    t0 = time.time()
-    res = (train_gan if cfg['arch'] == 'gan' else train)(cfg, data=data, out=run, resume=True, minutes=minutes)
-    state = dict(minutes=state['minutes'] + (time.time() - t0) / 60, finished=res['finished'])
-    log.write_text(json.dumps(state))
+    t0, before, stop, res = time.monotonic(), state['minutes'], threading.Event(), None
+    spent = lambda: before + (time.monotonic() - t0) / 60
+    def heartbeat():   # the minutes so far at each new checkpoint: a SIGKILL loses only the time since the last one
+        seen = _mtime(ckpt)
+        while not stop.wait(_BEAT):
+            if (m := _mtime(ckpt)) != seen: seen = m; _write_json(log, dict(minutes=spent(), finished=False))
+    beat = threading.Thread(target=heartbeat, daemon=True); beat.start()
+    try: res = (train_gan if cfg['arch'] == 'gan' else train)(cfg, data=data, out=run, resume=True, minutes=minutes, device=device)
+    finally:   # after a clean stop, Ctrl-C, SIGTERM or an error alike: the time spent counts
+        stop.set(); beat.join()
+        state = dict(minutes=spent(), finished=bool(res and res['finished']))
+        _write_json(log, state)
     return res['ckpt'], res['finished'], state['minutes']
 
-# %% ../nbs/06_ablations.ipynb 12
+# %% ../nbs/06_ablations.ipynb 14
 def _n_params(cfg):
     "Parameters of the network that generates (the generator for a GAN), built on the meta device (no memory)."
     with torch.device('meta'): return n_params(make_generator(cfg) if cfg['arch'] == 'gan' else make_model(cfg))
@@ -188,18 +225,20 @@ def evaluator_id(path=None):
     path = Path(path or EVALUATOR_PATH)
     return f'{path.name}:{file_md5(path)[:8]}'
 
-# %% ../nbs/06_ablations.ipynb 13
-def _evaluate_once(ckpt, evaluator, ev_id, sampling, seed, run):
+# %% ../nbs/06_ablations.ipynb 15
+def _evaluate_once(ckpt, evaluator, ev_id, sampling, seed, run, device='auto'):
     "Evaluate a finished run with one sampling, reusing the result another table saved for the same run, sampling and evaluator."
     from ddpm_lab.evaluation import evaluate
     s, n, w = sampling   # ('gan', None, None) for a GAN: evaluate generates with its generator instead
     out = run/'eval'/(f'{s}{n}_w{w}' if n else s)
     saved, md5 = out/'results.json', file_md5(ckpt)
     if saved.is_file():
-        res = json.loads(saved.read_text())
+        try: res = json.loads(saved.read_text())
+        except ValueError: res = None
+        if not isinstance(res, dict): warnings.warn(f'{saved} is not a valid saved evaluation (truncated by an interrupted write?): evaluating again to replace it'); res = {}
         if [res.get(k) for k in ('ckpt_md5', 'evaluator', 'sampler', 'steps', 'w', 'seed')] == [md5, ev_id, s, n, w, seed]: return res
-    res = evaluate(ckpt, evaluator, None, sampler=s, steps=n, w=w, seed=seed, out=out) | dict(ckpt_md5=md5, evaluator=ev_id)
-    saved.write_text(json.dumps(res, indent=1))
+    res = evaluate(ckpt, evaluator, None, sampler=s, steps=n, w=w, seed=seed, out=out, device=device) | dict(ckpt_md5=md5, evaluator=ev_id)
+    _write_json(saved, res)
     return res
 
 def ablate(table,              # a name in TABLES
@@ -212,7 +251,8 @@ def ablate(table,              # a name in TABLES
            data=None,          # training images folder (None: synthetic i-CLEVR)
            minutes=None,       # stop training after this many minutes in this call (resumable)
            rows=None,          # names of the rows to run (None: all)
-           budget=None):       # config changes made to every row, such as {'steps': 640} (a separate run and line)
+           budget=None,        # config changes made to every row, such as {'steps': 640} (a separate run and line)
+           device='auto'):     # 'auto' (CUDA, MPS, CPU) or a device name
     "Run a table: train -> sample -> evaluate each (seed, row) not yet in the results file; returns the file's records."
     t = check_table(table)
     path, end = results_path(table, preset, results), None if minutes is None else time.time() + 60 * minutes
@@ -227,14 +267,14 @@ def ablate(table,              # a name in TABLES
             left = None if end is None else max(0.0, (end - time.time()) / 60)
             run = Path(runs)/preset/key/f's{seed}'
             print(f"--- {table}/{preset}: {row['name']!r} seed {seed} (run {run})")
-            ckpt, finished, spent = _train_run(cfg, run, data, left)
+            ckpt, finished, spent = _train_run(cfg, run, data, left, device)
             if not finished:
                 print(f'stopped after {minutes} minutes in {run}: call ablate again to resume'); return read_results(path)
-            res = _evaluate_once(ckpt, evaluator, ev_id, sampling, seed, run)
+            res = _evaluate_once(ckpt, evaluator, ev_id, sampling, seed, run, device)
             _append(path, _record(table, preset, row, seed, key, cfg, spent, res, ev_id, _key(budget) if budget else 'preset'))
     return read_results(path)
 
-# %% ../nbs/06_ablations.ipynb 15
+# %% ../nbs/06_ablations.ipynb 17
 def _stat(values, digits=3):
     "'mean ± std' of a list (just the mean for one value, '—' for none)."
     v = [x for x in values if x is not None]
@@ -299,7 +339,7 @@ def table_markdown(table,              # a name in TABLES
             'compare directions, not values.']
     return '\n'.join(head + lines + foot)
 
-# %% ../nbs/06_ablations.ipynb 17
+# %% ../nbs/06_ablations.ipynb 19
 def plot_table(table, preset='cpu', results='results'):
     "Accuracy (test, new_test) and Frechet distance against the table's x (w or T), one curve per training budget; None without a plot or results."
     import matplotlib.pyplot as plt
@@ -328,7 +368,7 @@ def plot_table(table, preset='cpu', results='results'):
     fig.tight_layout()
     return fig
 
-# %% ../nbs/06_ablations.ipynb 19
+# %% ../nbs/06_ablations.ipynb 21
 def plot_budget(table, preset='cpu', results='results'):
     "Accuracy (test, new_test) against training images, one curve per row; None unless the table ran at two budgets or more."
     import matplotlib.pyplot as plt

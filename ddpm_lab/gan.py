@@ -7,17 +7,17 @@ __all__ = ['GAN_BASE', 'GAN_PRESETS', 'D_NORMS', 'get_gan_config', 'dcgan_init',
            'make_discriminator', 'frozen_classifier', 'cls_weight_at', 'd_loss', 'g_loss', 'plot_gan_losses',
            'train_gan', 'load_generator', 'generate', 'is_gan_checkpoint']
 
-# %% ../nbs/07_gan.ipynb 2
+# %% ../nbs/07_gan.ipynb 3
 import json, math, time
 from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 from tqdm.auto import tqdm
-from .data import DATA_DIR, read_labels, encode
+from .data import DATA_DIR, read_labels, encode, get_device
 from .unet import n_params
 from .train import N_TRAIN, preset_config, training_data, save_checkpoint, load_checkpoint, check_state_dict, step_seed
 from .evaluation import EVALUATOR_PATH, load_evaluator, eval_input
 
-# %% ../nbs/07_gan.ipynb 5
+# %% ../nbs/07_gan.ipynb 6
 GAN_BASE = dict(
     arch='gan', size=32,                     # image size (a power of two, at least 16)
     z_dim=512, emb_dim=512,                  # noise size; width of the label embedding concatenated to it
@@ -40,7 +40,7 @@ def get_gan_config(preset='cpu', **overrides):
     "GAN_BASE updated by a preset and by `key=value` overrides."
     return preset_config(GAN_BASE, GAN_PRESETS, preset, overrides, kind='GAN ')
 
-# %% ../nbs/07_gan.ipynb 8
+# %% ../nbs/07_gan.ipynb 9
 def _levels(size):
     "Number of 2x resolution steps between 4x4 and size x size."
     if size < 16 or size & (size - 1): raise ValueError(f'GAN image size must be a power of two >= 16, got {size}')
@@ -74,7 +74,7 @@ class Generator(nn.Module):
         h = torch.cat([z, self.embed(c.to(z.dtype))], 1)
         return self.net(h[..., None, None])
 
-# %% ../nbs/07_gan.ipynb 10
+# %% ../nbs/07_gan.ipynb 11
 D_NORMS = ('batch', 'spectral', 'none')
 
 class Discriminator(nn.Module):
@@ -106,7 +106,7 @@ class Discriminator(nn.Module):
         m = self.embed(c.to(x.dtype)).view(-1, 1, self.size, self.size)
         return self.net(torch.cat([x, m], 1)).flatten()
 
-# %% ../nbs/07_gan.ipynb 11
+# %% ../nbs/07_gan.ipynb 12
 def make_generator(cfg):
     "The generator a GAN config describes."
     return Generator(cfg['size'], cfg['z_dim'], cfg['emb_dim'], cfg['g_width'])
@@ -115,8 +115,8 @@ def make_discriminator(cfg):
     "The discriminator a GAN config describes."
     return Discriminator(cfg['size'], cfg['d_width'], cfg['d_norm'])
 
-# %% ../nbs/07_gan.ipynb 17
-def frozen_classifier(path=None, device='cpu'):
+# %% ../nbs/07_gan.ipynb 18
+def frozen_classifier(path=None, device='auto'):
     "The course-format evaluator as a frozen module returning logits (its final Sigmoid removed)."
     ev = load_evaluator(path or EVALUATOR_PATH, device)
     ev.fc = ev.fc[0]  # Sequential(Linear, Sigmoid) -> Linear
@@ -142,7 +142,7 @@ def g_loss(D, clf, fake, c, cfg, step):
     cls = bce(clf(eval_input(fake)), c) if clf is not None else torch.zeros((), device=fake.device)
     return cfg['adv_weight'] * adv + lam * cls, adv, cls
 
-# %% ../nbs/07_gan.ipynb 20
+# %% ../nbs/07_gan.ipynb 21
 def _gan_snapshot(G, D, opt_g, opt_d, step, cfg, losses):
     "Everything to continue exactly; the generator's weights under 'model' like a diffusion checkpoint."
     return dict(config=cfg, model=G.state_dict(), ema=None, disc=D.state_dict(), opt_g=opt_g.state_dict(),
@@ -178,8 +178,8 @@ def _gan_grid(G, cfg, path):
     from torchvision.utils import save_image
     save_image(generate(G, encode(read_labels(DATA_DIR/'test.json')), seed=0) * 0.5 + 0.5, path, nrow=8)
 
-# %% ../nbs/07_gan.ipynb 21
-def train_gan(cfg, data=None, out='runs/gan', resume=False, minutes=None, until=None):
+# %% ../nbs/07_gan.ipynb 22
+def train_gan(cfg, data=None, out='runs/gan', resume=False, minutes=None, until=None, device='auto'):
     "Train the conditional GAN (stop early after `minutes` or at step `until`); returns {'ckpt', 'step', 'finished', 'losses'}."
     out, t0 = Path(out), time.time()
     ckpt = out/'ckpt.pt'
@@ -189,7 +189,7 @@ def train_gan(cfg, data=None, out='runs/gan', resume=False, minutes=None, until=
     bs = cfg['batch_size']
     per_epoch = len(imgs) // bs
     if per_epoch == 0: raise ValueError(f'{len(imgs)} training images are fewer than one batch of {bs}')
-    dev = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    dev = get_device(device)
     torch.manual_seed(cfg['seed'])
     G, D = make_generator(cfg).to(dev), make_discriminator(cfg).to(dev)
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg['lr'], betas=tuple(cfg['adam_betas']))
@@ -242,8 +242,8 @@ def train_gan(cfg, data=None, out='runs/gan', resume=False, minutes=None, until=
     if finished and cfg['sample_every']: _gan_grid(G, cfg, out/'samples.png')
     return dict(ckpt=ckpt, step=step, finished=finished, losses=losses)
 
-# %% ../nbs/07_gan.ipynb 23
-def load_generator(path, device='cpu'):
+# %% ../nbs/07_gan.ipynb 24
+def load_generator(path, device='auto'):
     "Rebuild (generator in eval mode, config) from a GAN checkpoint alone."
     ck = load_checkpoint(path)
     cfg = ck['config']
@@ -252,7 +252,7 @@ def load_generator(path, device='cpu'):
     G = make_generator(cfg)
     check_state_dict(G, ck['model'], f'generator of {path}')
     G.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ck['model'].items()})
-    return G.to(device).eval(), cfg
+    return G.to(get_device(device)).eval(), cfg
 
 @torch.no_grad()
 def generate(G,             # a Generator (put in eval mode here)

@@ -4,10 +4,10 @@
 
 # %% auto 0
 __all__ = ['SAMPLERS', 'check_sampler', 'check_steps', 'timesteps', 'cfg_model', 'Oracle', 'GaussianOracle', 'MixtureOracle',
-           'half_log_snr', 'ddpm_step', 'ddim_step', 'dpmpp_2m_step', 'check_cond', 'sample', 'show_denoising',
-           'sampling_tag', 'sample_labels_file', 'demo_figure', 'sampling_demo']
+           'half_log_snr', 'ddpm_step', 'ddim_step', 'dpmpp_2m_step', 'check_cond', 'check_guidance', 'RowNoise',
+           'sample', 'show_denoising', 'sampling_tag', 'sample_labels_file', 'demo_figure', 'sampling_demo']
 
-# %% ../nbs/04_sampling.ipynb 2
+# %% ../nbs/04_sampling.ipynb 3
 import math, numbers, time
 from pathlib import Path
 import torch
@@ -15,9 +15,9 @@ import torch.nn as nn
 import matplotlib.pyplot as plt
 from tqdm.auto import tqdm
 from .schedule import Schedule, gaussian_posterior, check_pred
-from .data import LABELS, COLORS, SHAPES, encode, read_labels, save_grid, to_uint8
+from .data import LABELS, COLORS, SHAPES, encode, read_labels, save_grid, to_uint8, hash_uniform, get_device, atomic_write, check_out_dir
 
-# %% ../nbs/04_sampling.ipynb 5
+# %% ../nbs/04_sampling.ipynb 6
 SAMPLERS = ('ddpm', 'ddim', 'dpm++')
 
 def check_sampler(sampler):
@@ -35,7 +35,7 @@ def timesteps(T, # training steps of the schedule
     check_steps(steps, T)
     return ((T - torch.arange(steps) * T / steps).round().long() - 1).tolist()
 
-# %% ../nbs/04_sampling.ipynb 8
+# %% ../nbs/04_sampling.ipynb 9
 def cfg_model(model, # network called as model(x, t, c)
               w): # guidance weight; 0 = plain conditional model
     "Guided network fn(x, t, c) = (1+w) model(x,t,c) - w model(x,t,null), in one batched forward."
@@ -45,7 +45,7 @@ def cfg_model(model, # network called as model(x, t, c)
         return out_c + w * (out_c - out_u)
     return guided
 
-# %% ../nbs/04_sampling.ipynb 12
+# %% ../nbs/04_sampling.ipynb 13
 class Oracle(nn.Module):
     "Base of the exact denoisers: turns E[x0|x_t] into the output a `pred`-type network would give."
     def __init__(self, schedule, pred='eps'): super().__init__(); check_pred(pred); self.schedule, self.pred = schedule, pred
@@ -76,7 +76,7 @@ class MixtureOracle(Oracle):
             logits = logits.masked_fill(~allowed, -math.inf)
         return (logits.softmax(1) @ p).view_as(x)
 
-# %% ../nbs/04_sampling.ipynb 16
+# %% ../nbs/04_sampling.ipynb 17
 def half_log_snr(ab):
     "lambda = log(alpha/sigma) = log(ab/(1-ab))/2 of an alpha-bar value: -inf at 0, +inf at 1."
     ab = torch.tensor(ab, dtype=torch.float64)
@@ -102,7 +102,7 @@ def dpmpp_2m_step(x, x0, ab_t, ab_s, prev=None, eta=0., z=0.):
     x_s = keep * x - ab_s ** 0.5 * math.expm1(-(1 + eta) * h) * d
     return (x_s + ((1 - ab_s) * -math.expm1(-2 * eta * h)) ** 0.5 * z if eta else x_s), (x0, h)
 
-# %% ../nbs/04_sampling.ipynb 20
+# %% ../nbs/04_sampling.ipynb 21
 def check_cond(cond, model):
     "Raise a ValueError unless cond is a (B, n) tensor, n = the model's n_classes (default: the 24 labels)."
     n = getattr(model, 'n_classes', len(LABELS))
@@ -110,6 +110,39 @@ def check_cond(cond, model):
         shape = tuple(cond.shape) if torch.is_tensor(cond) else type(cond).__name__
         raise ValueError(f'cond must be a (B, {n}) multi-hot float tensor, one row per image (data.encode turns '
                          f'label names into rows), got {shape}')
+
+def check_guidance(w, sampler, eta):
+    "Raise a ValueError for a non-finite guidance weight, an eta outside [0, 1], or an eta given to the ancestral sampler (which has none)."
+    if not (isinstance(w, numbers.Real) and math.isfinite(w)): raise ValueError(f'guidance weight w must be a finite number, got {w!r}')
+    if not (isinstance(eta, numbers.Real) and 0 <= eta <= 1): raise ValueError(f'eta must be in [0, 1], got {eta!r}')
+    if sampler == 'ddpm' and eta: raise ValueError(f"eta={eta:g} does nothing for the ancestral 'ddpm' sampler (it is always stochastic): use --sampler ddim or dpm++ with eta, or drop eta")
+
+class RowNoise:
+    "Gaussian noise for a batch, drawn for each image from its own CPU generator seeded by (seed, row): an image does not depend on the batch it is sampled in, nor on the device."
+    def __init__(self, seed, rows, shape, device):
+        self.gens = [torch.Generator().manual_seed(int(hash_uniform(seed, r)[0] * 2 ** 53)) for r in rows]
+        self.shape, self.device = shape, device
+    def __call__(self): return torch.stack([torch.randn(self.shape, generator=g) for g in self.gens]).to(self.device)
+
+@torch.no_grad()
+def _sample_batch(net, schedule, cond, sampler, steps, eta, pred, size, noise, snap_at, clip):
+    "Run one sampler over one batch: (images, snapshots)."
+    B, dev, ts = cond.shape[0], cond.device, timesteps(schedule.T, steps)
+    x, noisy = noise(), sampler == 'ddpm' or eta > 0
+    snaps, prev, abar = dict(t=[], xt=[], x0=[]), None, schedule.alpha_bar.tolist() + [1.0]   # abar[-1]: clean data
+    for i, t in enumerate(ts):
+        ab_t, ab_s = abar[t], abar[ts[i + 1] if i + 1 < steps else -1]
+        out = net(x, schedule.model_time(torch.full((B,), t, device=dev)), cond).float()
+        x0 = schedule.to_eps_x0(pred, out, x, t)[1]
+        if clip: x0 = x0.clamp(-1, 1)
+        if i in snap_at: snaps['t'].append(t); snaps['xt'].append(x.cpu()); snaps['x0'].append(x0.cpu())
+        z = noise() if noisy else 0.
+        if sampler == 'ddpm': x = ddpm_step(x, x0, ab_t, ab_s, z)
+        elif sampler == 'ddim': x = ddim_step(x, x0, ab_t, ab_s, z, eta)
+        else: x, prev = dpmpp_2m_step(x, x0, ab_t, ab_s, prev, eta, z)
+    if not torch.isfinite(x).all():
+        raise FloatingPointError(f'sampling produced NaN or inf ({sampler}, {steps} steps): the weights or the guidance weight are broken; check the checkpoint (load_model verifies it) and w')
+    return (x.clamp(-1, 1) if clip else x), snaps
 
 @torch.no_grad()
 def sample(model, # network model(x, t, c) -> eps/x0/v prediction, in eval mode
@@ -121,38 +154,28 @@ def sample(model, # network model(x, t, c) -> eps/x0/v prediction, in eval mode
            eta=0.0, # noise of DDIM and DPM-Solver++: 0 = deterministic (ODE); 1 = DDPM posterior (DDIM), SDE solver (DPM++)
            pred='eps', # what the model predicts: 'eps', 'x0' or 'v'
            size=64, # image height = width
-           seed=0, # seed of the CPU generator that draws all noise
+           seed=0, # seed of the noise; image i draws from its own generator (seed, i)
            keep=None, # int k: also return k evenly spaced snapshots {'t', 'xt', 'x0'}
            clip=True, # clip the predicted x0 and the result to [-1, 1]
-           progress=False): # show a tqdm bar
+           progress=False, # show a tqdm bar over the batches
+           batch_size=128): # images per network batch: a long label file runs in batches, with the same images as one batch
     "Generate images (B,3,size,size) in [-1,1] for labels `cond`; with `keep`, (images, snapshots)."
-    check_sampler(sampler); check_pred(pred); check_cond(cond, model)
-    ts = timesteps(schedule.T, steps)
+    check_sampler(sampler); check_pred(pred); check_cond(cond, model); check_guidance(w, sampler, eta); check_steps(steps, schedule.T)
     if pred == 'eps' and schedule.alpha_bar[-1] == 0:
         raise ValueError("a zero-terminal-SNR schedule needs pred='v' or 'x0': an eps prediction says nothing about x0 at alpha_bar=0")
-    if not 0 <= eta <= 1: raise ValueError(f'eta must be in [0, 1], got {eta}')
-    B, dev = cond.shape[0], cond.device
-    g = torch.Generator().manual_seed(seed)
-    randn = lambda: torch.randn(B, 3, size, size, generator=g).to(dev)
-    net, x, cond = cfg_model(model, w), randn(), cond.float()
-    noisy = sampler == 'ddpm' or eta > 0
+    net, cond = cfg_model(model, w), cond.float()
     snap_at = set(torch.linspace(0, steps - 1, keep).round().long().tolist()) if keep else ()
-    snaps, prev, abar = dict(t=[], xt=[], x0=[]), None, schedule.alpha_bar.tolist() + [1.0]   # abar[-1]: clean data
-    for i, t in enumerate(tqdm(ts, disable=not progress, desc=f'{sampler} {steps} steps')):
-        ab_t, ab_s = abar[t], abar[ts[i + 1] if i + 1 < steps else -1]
-        out = net(x, schedule.model_time(torch.full((B,), t, device=dev)), cond).float()
-        x0 = schedule.to_eps_x0(pred, out, x, t)[1]
-        if clip: x0 = x0.clamp(-1, 1)
-        if i in snap_at: snaps['t'].append(t); snaps['xt'].append(x.cpu()); snaps['x0'].append(x0.cpu())
-        z = randn() if noisy else 0.
-        if sampler == 'ddpm': x = ddpm_step(x, x0, ab_t, ab_s, z)
-        elif sampler == 'ddim': x = ddim_step(x, x0, ab_t, ab_s, z, eta)
-        else: x, prev = dpmpp_2m_step(x, x0, ab_t, ab_s, prev, eta, z)
-    if clip: x = x.clamp(-1, 1)
+    parts = []
+    for s in tqdm(range(0, len(cond), batch_size), disable=not progress, desc=f'{sampler} {steps} steps, batches of {batch_size}'):
+        c = cond[s:s + batch_size]
+        noise = RowNoise(seed, range(s, s + len(c)), (3, size, size), c.device)
+        parts.append(_sample_batch(net, schedule, c, sampler, steps, eta, pred, size, noise, snap_at, clip))
+    x = torch.cat([p[0] for p in parts]) if parts else torch.zeros(0, 3, size, size, device=cond.device)
     if not keep: return x
-    return x, dict(t=snaps['t'], xt=torch.stack(snaps['xt']), x0=torch.stack(snaps['x0']))
+    snaps = parts[0][1] if parts else dict(t=[], xt=[], x0=[])
+    return x, dict(t=snaps['t'], **{k: torch.cat([torch.stack(p[1][k]) for p in parts], 1) for k in ('xt', 'x0')})
 
-# %% ../nbs/04_sampling.ipynb 36
+# %% ../nbs/04_sampling.ipynb 37
 def show_denoising(images, # final samples (B,3,H,W) in [-1,1]
                    snaps, # the snapshots dict that sample(..., keep=k) returns
                    titles=None, # one caption per image (e.g. its labels)
@@ -173,7 +196,7 @@ def show_denoising(images, # final samples (B,3,H,W) in [-1,1]
     fig.tight_layout()
     return fig
 
-# %% ../nbs/04_sampling.ipynb 39
+# %% ../nbs/04_sampling.ipynb 40
 def sampling_tag(sampler, steps, w, seed, eta=0.):
     "The file-name tag of one sampling setting, e.g. 'ddpm50_w2_seed0' or 'dpm++25_eta1_w2_seed0'."
     return f'{sampler}{steps}' + (f'_eta{eta:g}' if eta else '') + f'_w{w:g}_seed{seed}'
@@ -182,25 +205,26 @@ def sample_labels_file(ckpt, # checkpoint written by ddpm_lab.train
                        labels_file, # test-format json: a list of label lists
                        out, # folder for the grid PNG and the .pt
                        sampler='ddim', steps=50, w=0.5, seed=0, eta=0., # see `sample`
-                       device=None): # default: cuda when available, else cpu
+                       device='auto'): # 'auto' (CUDA, MPS, CPU) or a device name
     "Sample every label list of a file in one batch; save an 8-per-row grid PNG and a .pt of uint8 images + conditions."
     from ddpm_lab.train import load_model   # here: ddpm_lab.train imports this module
     lists = read_labels(labels_file)
     if isinstance(lists, dict): raise ValueError(f'{labels_file} is a train-format file; sample_labels_file expects a list of label lists')
-    device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
     model, schedule, cfg = load_model(ckpt, ema=True, device=device)
+    out = check_out_dir(out)   # after the (quick) checks of the inputs, before the work
+    device = next(model.parameters()).device
     cond = encode(lists).to(device)
     start = time.perf_counter()
-    x = sample(model, schedule, cond, sampler, steps, w, eta, pred=cfg['pred'], size=cfg['size'], seed=seed).cpu()
+    x = sample(model, schedule, cond, sampler, steps, w, eta, pred=cfg['pred'], size=cfg['size'], seed=seed, progress=len(lists) > 128).cpu()
     seconds = time.perf_counter() - start
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
     stem = f'{Path(labels_file).stem}_{sampling_tag(sampler, steps, w, seed, eta)}'
     grid, tensors = out / f'{stem}.png', out / f'{stem}.pt'
     save_grid(x, grid, ncol=8)
-    torch.save(dict(images=to_uint8(x), cond=cond.cpu(), labels=lists, ckpt=str(ckpt), sampler=sampler, steps=steps, w=w, eta=eta, seed=seed), tensors)
+    record = dict(images=to_uint8(x), cond=cond.cpu(), labels=lists, ckpt=str(ckpt), sampler=sampler, steps=steps, w=w, eta=eta, seed=seed)
+    atomic_write(tensors, lambda tmp: torch.save(record, tmp))
     return dict(grid=grid, tensors=tensors, seconds=seconds, n=len(lists))
 
-# %% ../nbs/04_sampling.ipynb 43
+# %% ../nbs/04_sampling.ipynb 44
 def demo_figure(model, schedule, labels, # model, its schedule, and one label list ([] = unconditional)
                 sampler='dpm++', steps=25, w=0.5, seed=0, pred='eps', size=64, n_keep=8):
     "Sample one image for `labels` and draw it with its denoising strip."

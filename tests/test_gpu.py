@@ -1,4 +1,4 @@
-"GPU paths: bf16 autocast and channels_last on CUDA, torch.compile, resume, sampling, NCCL. Skipped without CUDA."
+"GPU paths: the precision the GPU has hardware for (bf16, or fp16 with a gradient scaler) and channels_last on CUDA, torch.compile, resume, sampling, NCCL. Skipped without CUDA."
 import os, shutil, subprocess, sys
 import pytest, torch
 from ddpm_lab.train import get_config, train, load_model
@@ -8,11 +8,23 @@ from ddpm_lab.data import encode
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
 
 
-def test_tiny_learns_on_gpu_with_bf16_and_channels_last(tmp_path):
-    res = train(get_config('tiny', amp=True, channels_last=True), out=tmp_path)
+def test_tiny_learns_on_gpu_with_its_precision_and_channels_last(tmp_path):
+    res = train(get_config('tiny', channels_last=True), out=tmp_path)
     L = torch.tensor(res['losses'])
     assert res['finished'] and L.isfinite().all()
     assert L[-30:].mean() < 0.4 * L[:10].mean(), (L[:10].mean(), L[-30:].mean())
+
+
+def test_fp16_with_gradient_scaler_learns_and_resumes(tmp_path):
+    "The T4 path: fp16 autocast with a gradient scaler, whose state is saved and restored."
+    from ddpm_lab.train import load_checkpoint
+    c = get_config('tiny', amp='fp16', steps=60, ckpt_every=10)
+    assert train(c, out=tmp_path, until=30)['step'] == 30
+    ck = load_checkpoint(tmp_path / 'ckpt.pt')
+    assert ck['config']['amp'] == 'fp16' and ck['scaler']['scale'] > 0
+    res = train(c, out=tmp_path, resume=True)
+    L = torch.tensor(res['losses'])
+    assert res['finished'] and L.isfinite().all() and L[-20:].mean() < 0.5 * L[:10].mean()
 
 
 def test_compiled_training_follows_eager(tmp_path):

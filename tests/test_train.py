@@ -75,10 +75,10 @@ def test_precision_settings_do_not_block_resume(tmp_path, monkeypatch):
     res = train(get_config('tiny', steps=15), out=tmp_path, resume=True)
     assert res['finished'] and res['step'] == 15 and len(res['losses']) == 15
     ran = load_checkpoint(tmp_path / 'ckpt.pt')['config']
-    assert (ran['amp'], ran['channels_last']) == (True, False)
+    assert (ran['amp'], ran['channels_last']) == ('bf16', False)   # True: bf16, as older configs wrote it
 
 
-@pytest.mark.parametrize('speedup, chosen', [(1.7, (True, False)), (1.05, (False, True)), (0.7, (False, True))])
+@pytest.mark.parametrize('speedup, chosen', [(1.7, ('bf16', False)), (1.05, ('fp32', True)), (0.7, ('fp32', True))])
 def test_auto_precision_follows_the_measurement(tmp_path, monkeypatch, speedup, chosen):
     "'auto' on a CPU takes bf16 (then NCHW) only when it measured at least 10% faster, and records the choice."
     monkeypatch.setattr(T, '_BF16_FASTER', {})
