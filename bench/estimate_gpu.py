@@ -17,7 +17,7 @@ from ddpm_lab.train import get_config, make_model
 from ddpm_lab.unet import n_params
 
 PEAK = {'t4': ('NVIDIA T4', 'fp16', 65e12), 'a100': ('NVIDIA A100', 'bf16', 312e12), 'h100': ('NVIDIA H100 SXM', 'bf16', 989e12)}
-H100_CPU_V1 = 787.   # img/s, measured on an H100 in an earlier session (README, GPU section)
+H100_CPU_V1 = 787.   # img/s, measured on an H100 in an earlier session (bench/README.md, GPU section)
 UTIL = (0.10, 0.30)
 
 

@@ -123,7 +123,7 @@ def _find_row(t, name):
         if r['name'] == name: return r
     raise ValueError(f"unknown row {name!r}; valid rows: {', '.join(r['name'] for r in t['rows'])}")
 
-# %% ../nbs/06_ablations.ipynb 12
+# %% ../nbs/06_ablations.ipynb 14
 def machine():
     "One line describing the device the sweep runs on."
     if torch.cuda.is_available(): return f'{torch.cuda.get_device_name()} (CUDA), torch {torch.__version__}'
@@ -195,7 +195,7 @@ def _train_run(cfg, run, data, minutes, device='auto'):
         _write_json(log, state)
     return res['ckpt'], res['finished'], state['minutes']
 
-# %% ../nbs/06_ablations.ipynb 14
+# %% ../nbs/06_ablations.ipynb 16
 def _n_params(cfg):
     "Parameters of the network that generates (the generator for a GAN), built on the meta device (no memory)."
     with torch.device('meta'): return n_params(make_generator(cfg) if cfg['arch'] == 'gan' else make_model(cfg))
@@ -225,7 +225,7 @@ def evaluator_id(path=None):
     path = Path(path or EVALUATOR_PATH)
     return f'{path.name}:{file_md5(path)[:8]}'
 
-# %% ../nbs/06_ablations.ipynb 15
+# %% ../nbs/06_ablations.ipynb 17
 def _evaluate_once(ckpt, evaluator, ev_id, sampling, seed, run, device='auto'):
     "Evaluate a finished run with one sampling, reusing the result another table saved for the same run, sampling and evaluator."
     from ddpm_lab.evaluation import evaluate
@@ -266,7 +266,7 @@ def ablate(table,              # a name in TABLES
             if any(_same(r, row, seed, key, sampling, ev_id) for r in read_results(path)): continue
             left = None if end is None else max(0.0, (end - time.time()) / 60)
             run = Path(runs)/preset/key/f's{seed}'
-            print(f"--- {table}/{preset}: {row['name']!r} seed {seed} (run {run})")
+            print(f"--- {table}/{preset}: {row['name']!r} seed {seed} (run {run.relative_to(Path(runs))})")
             ckpt, finished, spent = _train_run(cfg, run, data, left, device)
             if not finished:
                 print(f'stopped after {minutes} minutes in {run}: call ablate again to resume'); return read_results(path)
@@ -274,7 +274,7 @@ def ablate(table,              # a name in TABLES
             _append(path, _record(table, preset, row, seed, key, cfg, spent, res, ev_id, _key(budget) if budget else 'preset'))
     return read_results(path)
 
-# %% ../nbs/06_ablations.ipynb 17
+# %% ../nbs/06_ablations.ipynb 19
 def _stat(values, digits=3):
     "'mean ± std' of a list (just the mean for one value, '—' for none)."
     v = [x for x in values if x is not None]
@@ -339,7 +339,7 @@ def table_markdown(table,              # a name in TABLES
             'compare directions, not values.']
     return '\n'.join(head + lines + foot)
 
-# %% ../nbs/06_ablations.ipynb 19
+# %% ../nbs/06_ablations.ipynb 21
 def plot_table(table, preset='cpu', results='results'):
     "Accuracy (test, new_test) and Frechet distance against the table's x (w or T), one curve per training budget; None without a plot or results."
     import matplotlib.pyplot as plt
@@ -368,7 +368,7 @@ def plot_table(table, preset='cpu', results='results'):
     fig.tight_layout()
     return fig
 
-# %% ../nbs/06_ablations.ipynb 21
+# %% ../nbs/06_ablations.ipynb 23
 def plot_budget(table, preset='cpu', results='results'):
     "Accuracy (test, new_test) against training images, one curve per row; None unless the table ran at two budgets or more."
     import matplotlib.pyplot as plt

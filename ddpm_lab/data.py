@@ -165,7 +165,7 @@ def decode(vec, k=None) -> list:
     idx = vec.topk(k).indices.sort().values if k else (vec > 0.5).nonzero()[:, 0]
     return [LABELS[i] for i in idx.tolist()]
 
-# %% ../nbs/00_data.ipynb 19
+# %% ../nbs/00_data.ipynb 21
 def read_labels(path):
     "Read a train-format {file: [labels]} or test-format [[labels], ...] json file, validated."
     path = Path(path)
@@ -185,7 +185,7 @@ def file_md5(path) -> str:
     "md5 hex digest of a file's bytes."
     return hashlib.md5(Path(path).read_bytes()).hexdigest()
 
-# %% ../nbs/00_data.ipynb 26
+# %% ../nbs/00_data.ipynb 30
 def to_uint8(images) -> torch.Tensor:
     "Float images in [-1,1] (or uint8 already) -> uint8."
     if images.dtype == torch.uint8: return images
@@ -215,7 +215,7 @@ def save_grid(images, path, ncol=8):
     "Save images (B,3,H,W) as one PNG grid, ncol per row."
     return atomic_write(path, lambda tmp: save_image(to_uint8(images.detach().cpu()).float() / 255, tmp, nrow=ncol, format='png'))
 
-# %% ../nbs/00_data.ipynb 28
+# %% ../nbs/00_data.ipynb 32
 def _mix(x):
     "splitmix64 finaliser on uint64 arrays (wraps mod 2**64)."
     x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
@@ -234,7 +234,7 @@ def scene_key(name) -> int:
     "Integer key of the scene an image file belongs to: CLEVR_x_000123_0/_1/_2.png share one."
     return zlib.crc32(re.sub(r'^(.*\d)_\d+\.\w+$', r'\1', str(name)).encode())
 
-# %% ../nbs/00_data.ipynb 32
+# %% ../nbs/00_data.ipynb 36
 CAM_POS = (7.5, -6.6, 5.3)      # camera position; it looks at the origin
 FOV_X = math.radians(49.1)      # horizontal field of view (35 mm lens, 32 mm sensor)
 ASPECT = 4 / 3                  # the real frame is 320x240
@@ -255,7 +255,7 @@ def camera_rays(h, w, ss) -> torch.Tensor:
     d = fwd[:, None] + right[:, None] * X + up[:, None] * (Y / ASPECT)
     return (d / d.norm(dim=0)).float().contiguous()
 
-# %% ../nbs/00_data.ipynb 36
+# %% ../nbs/00_data.ipynb 40
 EPS, INF = 1e-3, float('inf')
 
 def hit_sphere(ox, oy, oz, dx, dy, dz, cx, cy, cz, h, cs, sn):
@@ -291,7 +291,7 @@ def hit_cylinder(ox, oy, oz, dx, dy, dz, cx, cy, cz, h, cs, sn):
 
 HITS = [hit_cube, hit_sphere, hit_cylinder]   # in SHAPES order
 
-# %% ../nbs/00_data.ipynb 40
+# %% ../nbs/00_data.ipynb 44
 SIZES = {'large': 0.7, 'small': 0.35}   # CLEVR's radius-like sizes; cube half-side = size/sqrt(2)
 EXTENT, MARGIN = 3.0, 0.25               # objects in [-EXTENT, EXTENT]^2, clearance between objects
 N_CAND = 64                              # candidate positions tried per object, in order
@@ -364,7 +364,7 @@ def layout(label_lists, keys, seed=0, material=None, scale=None, rounds=8, min_f
              light=torch.from_numpy(hash_uniform(seed, k, 99, np.arange(3))).float() - 0.5)  # key-light jitter
     return S
 
-# %% ../nbs/00_data.ipynb 44
+# %% ../nbs/00_data.ipynb 48
 KEY, FILL, BACK = (2.0, -7.0, 5.5), (7.0, 4.0, 4.0), (-6.0, 4.0, 6.0)   # light positions
 I_KEY, I_FILL, I_BACK, I_AMB = 1.0, 0.2, 0.15, 0.2                       # their intensities
 KEY_RADIUS = 0.7          # radius of the key light: the softness of shadows
@@ -404,7 +404,7 @@ def light_samples(h, w, ss, n):
     xyz = np.stack([x * KEY_RADIUS, y * KEY_RADIUS, np.zeros_like(x)])
     return torch.from_numpy(xyz).float().reshape(3, -1, n).permute(2, 0, 1).contiguous()
 
-# %% ../nbs/00_data.ipynb 46
+# %% ../nbs/00_data.ipynb 50
 RENDER_VERSION = 2   # bump when the images change: cached datasets get re-rendered
 
 def _shade(S, H, W, ss):
@@ -505,7 +505,7 @@ def render(label_lists, size=64, seed=0, keys=None, material=None, scale=None, s
     imgs = torch.cat(imgs) if imgs else torch.zeros(0, 3, H, W, dtype=torch.uint8)
     return (imgs, dict(ids=torch.cat(ids), objects=sum(objs, []))) if info else imgs
 
-# %% ../nbs/00_data.ipynb 56
+# %% ../nbs/00_data.ipynb 62
 def object_colours(images, ids, objects, min_px=4):
     "Mean RGB (0-255) of the pixels fully covered by each object: list of (object attributes, rgb) pairs."
     out = []
@@ -520,7 +520,7 @@ def nearest_colour(rgb) -> str:
     ref = torch.tensor([COLOR_RGB[c] for c in COLORS], dtype=torch.float)
     return COLORS[torch.nn.functional.cosine_similarity(ref, rgb[None].float(), dim=1).argmax()]
 
-# %% ../nbs/00_data.ipynb 63
+# %% ../nbs/00_data.ipynb 69
 def random_label_lists(n, max_objects=5, seed=0) -> list:
     "n random conditions of 1..max_objects distinct labels."
     if not 1 <= max_objects <= len(LABELS): raise ValueError(f'max_objects must be 1..{len(LABELS)}, got {max_objects}')
@@ -575,7 +575,7 @@ def synthetic_iclevr(size=64, seed=0) -> Path:
     "The synthetic i-CLEVR training set: train.json rendered once into CACHE_DIR/synthetic/."
     return render_dataset(DATA_DIR / 'train.json', CACHE_DIR / 'synthetic' / f'train_{size}_s{seed}', size, seed)
 
-# %% ../nbs/00_data.ipynb 69
+# %% ../nbs/00_data.ipynb 75
 def image_transform(size=64):
     "PIL image -> uint8 (3,S,S): plain resize of the whole frame, aspect squashed, never cropped."
     return T.Compose([T.Resize((size, size), interpolation=T.InterpolationMode.BILINEAR, antialias=True), T.PILToTensor()])
@@ -590,7 +590,7 @@ def read_image(path) -> Image.Image:
         with Image.open(path) as im: return im.convert('RGB')
     except Exception as e: raise OSError(f'cannot read image {path} (corrupt or not an image): {e}') from None
 
-# %% ../nbs/00_data.ipynb 74
+# %% ../nbs/00_data.ipynb 82
 def _image_list(root, labels_file):
     "File names and multi-hot labels of a train-format file; every listed image must exist under root."
     labels = read_labels(labels_file)

@@ -135,7 +135,7 @@ def per_image_accuracy(scores, targets):
     "Mean over images of hits/k (what some reports computed instead; not the course metric)."
     return (hits(scores, targets).sum(1) / (targets > 0.5).sum(1)).float().mean().item()
 
-# %% ../nbs/05_evaluation.ipynb 21
+# %% ../nbs/05_evaluation.ipynb 25
 def breakdown(scores, targets):
     "Course accuracy per label, colour, shape and object count (groups absent from targets are left out)."
     t = targets > 0.5; h = hits(scores, targets); k = t.sum(1)
@@ -153,7 +153,7 @@ def confusion(scores, targets):
     missed, wrong = (t & ~top).float(), (top & ~t).float()
     return torch.diag((top & t).sum(0).float()) + (missed / missed.sum(1, keepdim=True).clamp(min=1)).T @ wrong
 
-# %% ../nbs/05_evaluation.ipynb 24
+# %% ../nbs/05_evaluation.ipynb 28
 def _sqrtm_psd(a):
     "Square root of a symmetric positive semi-definite matrix (negative round-off eigenvalues clipped)."
     w, v = torch.linalg.eigh(a)
@@ -170,7 +170,7 @@ def frechet_distance(f1, f2): # (N1,D), (N2,D) features
     stats = lambda f: (f.double().mean(0), torch.cov(f.double().T))
     return frechet_from_stats(*stats(f1), *stats(f2))
 
-# %% ../nbs/05_evaluation.ipynb 30
+# %% ../nbs/05_evaluation.ipynb 36
 REF_SEED = 1000  # render seed of reference images (training uses seeds 0 and 1 by default)
 
 def _as_evaluator(evaluator, device='auto'):
@@ -196,7 +196,7 @@ def ceiling(evaluator, labels_file, n_renders=10, seed=REF_SEED, size=64):
     x, y = reference(labels_file, n_renders, size, seed)
     return course_accuracy(predict(_as_evaluator(evaluator), x), y)
 
-# %% ../nbs/05_evaluation.ipynb 32
+# %% ../nbs/05_evaluation.ipynb 38
 def _scenes(n, seed, cache=True, chunk=256):
     "n random scenes of 1-5 objects rendered at 64x64: uint8 (n,3,64,64) and targets (n,24), cached."
     path = CACHE_DIR/'synthetic'/f'evaluator_scenes_n{n}_s{seed}_v{RENDER_VERSION}.pt'
@@ -226,7 +226,7 @@ def augment(x, g): # (B,3,64,64) in [-1,1] (changed in place); g: a torch.Genera
     i = some(0.3); x[i] = (x[i] + 0.08 * u(len(i), 1, 1, 1) * torch.randn(x[i].shape, generator=g)).clamp(-1, 1)
     return x
 
-# %% ../nbs/05_evaluation.ipynb 34
+# %% ../nbs/05_evaluation.ipynb 40
 def train_evaluator(out,                # weight file to write (course format); the history goes to out with .json
                     n_scenes=40_000,    # training scenes of 1-5 random objects (rendered once at 64x64, cached)
                     epochs=10,          # passes over the scenes
@@ -275,7 +275,7 @@ def train_evaluator(out,                # weight file to write (course format); 
     print(f"saved {out} ({Path(out).stat().st_size / 1e6:.1f} MB) in {hist['seconds'] / 60:.1f} min; ceilings {hist['ceiling']}")
     return hist
 
-# %% ../nbs/05_evaluation.ipynb 50
+# %% ../nbs/05_evaluation.ipynb 58
 def _table(rows):
     "The results as a text table ('-' where a number needs more images than the file has)."
     num = lambda v, w, d: f"{v:>{w}.{d}f}" if v is not None else f"{'-':>{w}}"
@@ -343,7 +343,7 @@ def evaluate_seeds(ckpt, seeds=(0, 1, 2, 3, 4), out=None, **kw):
     if out: atomic_write(Path(out)/'summary.json', lambda tmp: tmp.write_text(json.dumps(summary, indent=1)))
     return summary
 
-# %% ../nbs/05_evaluation.ipynb 54
+# %% ../nbs/05_evaluation.ipynb 62
 HANDIN_LABELS = ['red sphere', 'cyan cylinder', 'cyan cube']   # the course's denoising-process condition
 
 def denoising_row(ckpt, labels=HANDIN_LABELS, sampler='ddpm', steps=50, w=3., eta=0., seed=0, frames=10, device='auto'):

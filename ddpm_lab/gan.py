@@ -115,7 +115,7 @@ def make_discriminator(cfg):
     "The discriminator a GAN config describes."
     return Discriminator(cfg['size'], cfg['d_width'], cfg['d_norm'])
 
-# %% ../nbs/07_gan.ipynb 18
+# %% ../nbs/07_gan.ipynb 22
 def frozen_classifier(path=None, device='auto'):
     "The course-format evaluator as a frozen module returning logits (its final Sigmoid removed)."
     ev = load_evaluator(path or EVALUATOR_PATH, device)
@@ -142,7 +142,7 @@ def g_loss(D, clf, fake, c, cfg, step):
     cls = bce(clf(eval_input(fake)), c) if clf is not None else torch.zeros((), device=fake.device)
     return cfg['adv_weight'] * adv + lam * cls, adv, cls
 
-# %% ../nbs/07_gan.ipynb 21
+# %% ../nbs/07_gan.ipynb 29
 def _gan_snapshot(G, D, opt_g, opt_d, step, cfg, losses):
     "Everything to continue exactly; the generator's weights under 'model' like a diffusion checkpoint."
     return dict(config=cfg, model=G.state_dict(), ema=None, disc=D.state_dict(), opt_g=opt_g.state_dict(),
@@ -178,7 +178,7 @@ def _gan_grid(G, cfg, path):
     from torchvision.utils import save_image
     save_image(generate(G, encode(read_labels(DATA_DIR/'test.json')), seed=0) * 0.5 + 0.5, path, nrow=8)
 
-# %% ../nbs/07_gan.ipynb 22
+# %% ../nbs/07_gan.ipynb 30
 def train_gan(cfg, data=None, out='runs/gan', resume=False, minutes=None, until=None, device='auto'):
     "Train the conditional GAN (stop early after `minutes` or at step `until`); returns {'ckpt', 'step', 'finished', 'losses'}."
     out, t0 = Path(out), time.time()
@@ -242,7 +242,7 @@ def train_gan(cfg, data=None, out='runs/gan', resume=False, minutes=None, until=
     if finished and cfg['sample_every']: _gan_grid(G, cfg, out/'samples.png')
     return dict(ckpt=ckpt, step=step, finished=finished, losses=losses)
 
-# %% ../nbs/07_gan.ipynb 24
+# %% ../nbs/07_gan.ipynb 32
 def load_generator(path, device='auto'):
     "Rebuild (generator in eval mode, config) from a GAN checkpoint alone."
     ck = load_checkpoint(path)

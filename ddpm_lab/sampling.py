@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from .schedule import Schedule, gaussian_posterior, check_pred
 from .data import LABELS, COLORS, SHAPES, encode, read_labels, save_grid, to_uint8, hash_uniform, get_device, atomic_write, check_out_dir
 
-# %% ../nbs/04_sampling.ipynb 6
+# %% ../nbs/04_sampling.ipynb 16
 SAMPLERS = ('ddpm', 'ddim', 'dpm++')
 
 def check_sampler(sampler):
@@ -35,7 +35,7 @@ def timesteps(T, # training steps of the schedule
     check_steps(steps, T)
     return ((T - torch.arange(steps) * T / steps).round().long() - 1).tolist()
 
-# %% ../nbs/04_sampling.ipynb 9
+# %% ../nbs/04_sampling.ipynb 19
 def cfg_model(model, # network called as model(x, t, c)
               w): # guidance weight; 0 = plain conditional model
     "Guided network fn(x, t, c) = (1+w) model(x,t,c) - w model(x,t,null), in one batched forward."
@@ -45,7 +45,7 @@ def cfg_model(model, # network called as model(x, t, c)
         return out_c + w * (out_c - out_u)
     return guided
 
-# %% ../nbs/04_sampling.ipynb 13
+# %% ../nbs/04_sampling.ipynb 23
 class Oracle(nn.Module):
     "Base of the exact denoisers: turns E[x0|x_t] into the output a `pred`-type network would give."
     def __init__(self, schedule, pred='eps'): super().__init__(); check_pred(pred); self.schedule, self.pred = schedule, pred
@@ -76,7 +76,7 @@ class MixtureOracle(Oracle):
             logits = logits.masked_fill(~allowed, -math.inf)
         return (logits.softmax(1) @ p).view_as(x)
 
-# %% ../nbs/04_sampling.ipynb 17
+# %% ../nbs/04_sampling.ipynb 27
 def half_log_snr(ab):
     "lambda = log(alpha/sigma) = log(ab/(1-ab))/2 of an alpha-bar value: -inf at 0, +inf at 1."
     ab = torch.tensor(ab, dtype=torch.float64)
@@ -102,7 +102,7 @@ def dpmpp_2m_step(x, x0, ab_t, ab_s, prev=None, eta=0., z=0.):
     x_s = keep * x - ab_s ** 0.5 * math.expm1(-(1 + eta) * h) * d
     return (x_s + ((1 - ab_s) * -math.expm1(-2 * eta * h)) ** 0.5 * z if eta else x_s), (x0, h)
 
-# %% ../nbs/04_sampling.ipynb 21
+# %% ../nbs/04_sampling.ipynb 31
 def check_cond(cond, model):
     "Raise a ValueError unless cond is a (B, n) tensor, n = the model's n_classes (default: the 24 labels)."
     n = getattr(model, 'n_classes', len(LABELS))
@@ -125,8 +125,8 @@ class RowNoise:
     def __call__(self): return torch.stack([torch.randn(self.shape, generator=g) for g in self.gens]).to(self.device)
 
 @torch.no_grad()
-def _sample_batch(net, schedule, cond, sampler, steps, eta, pred, size, noise, snap_at, clip):
-    "Run one sampler over one batch: (images, snapshots)."
+def _sample_batch(net, schedule, cond, sampler, steps, eta, pred, noise, snap_at, clip, bar):
+    "Run one sampler over one batch, advancing the progress bar once a step: (images, snapshots)."
     B, dev, ts = cond.shape[0], cond.device, timesteps(schedule.T, steps)
     x, noisy = noise(), sampler == 'ddpm' or eta > 0
     snaps, prev, abar = dict(t=[], xt=[], x0=[]), None, schedule.alpha_bar.tolist() + [1.0]   # abar[-1]: clean data
@@ -140,6 +140,7 @@ def _sample_batch(net, schedule, cond, sampler, steps, eta, pred, size, noise, s
         if sampler == 'ddpm': x = ddpm_step(x, x0, ab_t, ab_s, z)
         elif sampler == 'ddim': x = ddim_step(x, x0, ab_t, ab_s, z, eta)
         else: x, prev = dpmpp_2m_step(x, x0, ab_t, ab_s, prev, eta, z)
+        bar.update(1)
     if not torch.isfinite(x).all():
         raise FloatingPointError(f'sampling produced NaN or inf ({sampler}, {steps} steps): the weights or the guidance weight are broken; check the checkpoint (load_model verifies it) and w')
     return (x.clamp(-1, 1) if clip else x), snaps
@@ -165,24 +166,25 @@ def sample(model, # network model(x, t, c) -> eps/x0/v prediction, in eval mode
         raise ValueError("a zero-terminal-SNR schedule needs pred='v' or 'x0': an eps prediction says nothing about x0 at alpha_bar=0")
     net, cond = cfg_model(model, w), cond.float()
     snap_at = set(torch.linspace(0, steps - 1, keep).round().long().tolist()) if keep else ()
-    parts = []
-    for s in tqdm(range(0, len(cond), batch_size), disable=not progress, desc=f'{sampler} {steps} steps, batches of {batch_size}'):
-        c = cond[s:s + batch_size]
-        noise = RowNoise(seed, range(s, s + len(c)), (3, size, size), c.device)
-        parts.append(_sample_batch(net, schedule, c, sampler, steps, eta, pred, size, noise, snap_at, clip))
+    parts, starts = [], range(0, len(cond), batch_size)
+    with tqdm(total=len(starts) * steps, disable=not progress, desc=f'{sampler} {steps} steps x {len(starts)} batch(es)') as bar:
+        for s in starts:
+            c = cond[s:s + batch_size]
+            noise = RowNoise(seed, range(s, s + len(c)), (3, size, size), c.device)
+            parts.append(_sample_batch(net, schedule, c, sampler, steps, eta, pred, noise, snap_at, clip, bar))
     x = torch.cat([p[0] for p in parts]) if parts else torch.zeros(0, 3, size, size, device=cond.device)
     if not keep: return x
     snaps = parts[0][1] if parts else dict(t=[], xt=[], x0=[])
     return x, dict(t=snaps['t'], **{k: torch.cat([torch.stack(p[1][k]) for p in parts], 1) for k in ('xt', 'x0')})
 
-# %% ../nbs/04_sampling.ipynb 37
+# %% ../nbs/04_sampling.ipynb 51
 def show_denoising(images, # final samples (B,3,H,W) in [-1,1]
                    snaps, # the snapshots dict that sample(..., keep=k) returns
                    titles=None, # one caption per image (e.g. its labels)
                    n=4): # at most this many images
     "Figure: per image, a row of x_t and a row of predicted x0 at the kept steps, then the final sample."
     n, k = min(n, len(images)), len(snaps['t'])
-    fig, axs = plt.subplots(2 * n, k + 1, figsize=(1.3 * (k + 1), 2.7 * n), squeeze=False)
+    fig, axs = plt.subplots(2 * n, k + 1, figsize=(1.05 * (k + 1), 2.2 * n), squeeze=False)
     show = lambda ax, im: ax.imshow(((im.permute(1, 2, 0) + 1) / 2).clamp(0, 1).cpu().numpy())
     for i in range(n):
         for j, t in enumerate(snaps['t']):
@@ -196,7 +198,7 @@ def show_denoising(images, # final samples (B,3,H,W) in [-1,1]
     fig.tight_layout()
     return fig
 
-# %% ../nbs/04_sampling.ipynb 40
+# %% ../nbs/04_sampling.ipynb 54
 def sampling_tag(sampler, steps, w, seed, eta=0.):
     "The file-name tag of one sampling setting, e.g. 'ddpm50_w2_seed0' or 'dpm++25_eta1_w2_seed0'."
     return f'{sampler}{steps}' + (f'_eta{eta:g}' if eta else '') + f'_w{w:g}_seed{seed}'
@@ -224,7 +226,7 @@ def sample_labels_file(ckpt, # checkpoint written by ddpm_lab.train
     atomic_write(tensors, lambda tmp: torch.save(record, tmp))
     return dict(grid=grid, tensors=tensors, seconds=seconds, n=len(lists))
 
-# %% ../nbs/04_sampling.ipynb 44
+# %% ../nbs/04_sampling.ipynb 58
 def demo_figure(model, schedule, labels, # model, its schedule, and one label list ([] = unconditional)
                 sampler='dpm++', steps=25, w=0.5, seed=0, pred='eps', size=64, n_keep=8):
     "Sample one image for `labels` and draw it with its denoising strip."

@@ -10,7 +10,7 @@ __all__ = ['PREDS', 'betas_from_alpha_bar', 'cosine_alpha_bar', 'sigmoid_alpha_b
 import math
 import torch
 
-# %% ../nbs/01_schedule.ipynb 6
+# %% ../nbs/01_schedule.ipynb 12
 def betas_from_alpha_bar(alpha_bar_fn, T, max_beta=0.999):
     "Betas of a continuous alpha-bar(u), u in [0,1]: beta_t = 1 - ab((t+1)/T) / ab(t/T), clipped."
     u = torch.arange(T + 1, dtype=torch.float64) / T
@@ -35,7 +35,7 @@ def make_betas(kind, T):
     if kind == 'sigmoid': return betas_from_alpha_bar(sigmoid_alpha_bar, T)
     raise ValueError(f"unknown schedule {kind!r}; valid: 'linear', 'linear_scaled', 'cosine', 'sigmoid'")
 
-# %% ../nbs/01_schedule.ipynb 10
+# %% ../nbs/01_schedule.ipynb 16
 def rescale_zero_terminal_snr(betas):
     "Betas whose alpha-bar ends exactly at 0 (Lin et al. 2024); sqrt(alpha-bar) shifted and rescaled, first value kept."
     sab = torch.cumprod(1 - betas.double(), 0).sqrt()
@@ -44,7 +44,7 @@ def rescale_zero_terminal_snr(betas):
     alphas = torch.cat([ab[:1], ab[1:] / ab[:-1]])
     return 1 - alphas
 
-# %% ../nbs/01_schedule.ipynb 13
+# %% ../nbs/01_schedule.ipynb 19
 def gaussian_posterior(ab_s, ab_t):
     "Coefficients (c_x0, c_xt, var) of q(x_s | x_t, x_0) for alpha-bars ab_s > ab_t (tensors or floats)."
     beta_ts = 1 - ab_t / ab_s
@@ -58,7 +58,7 @@ def check_pred(pred):
     "Raise a ValueError naming the valid prediction types unless `pred` is one."
     if pred not in PREDS: raise ValueError(f'unknown prediction type {pred!r}; valid: {", ".join(PREDS)}')
 
-# %% ../nbs/01_schedule.ipynb 14
+# %% ../nbs/01_schedule.ipynb 20
 class Schedule:
     "Diffusion schedule: float64 tables and the formulas of q(x_t|x_0), its posterior and eps/x0/v conversions."
     def __init__(self, betas):

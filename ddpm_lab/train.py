@@ -21,7 +21,7 @@ from .data import DATA_DIR, CACHE_DIR, PRECISIONS, get_device, device_precision,
 from .schedule import Schedule
 from .unet import build_model, n_params
 
-# %% ../nbs/03_train.ipynb 6
+# %% ../nbs/03_train.ipynb 17
 N_TRAIN = 18009  # images in train.json
 
 def _epochs(n, batch_size): return n * N_TRAIN // batch_size
@@ -60,7 +60,7 @@ PRESETS = dict(
               lr=1e-4, warmup=1000, weight_decay=1e-2, ema=0.9999, compile=True, sample_every=10_000,
               _about='GPU: UNet2D ~100M, v-prediction, min-SNR 5, warm-up + cosine, EMA 0.9999, bf16'))
 
-# %% ../nbs/03_train.ipynb 7
+# %% ../nbs/03_train.ipynb 18
 def preset_config(base, presets, preset, overrides, kind=''):
     "`base` updated by `presets[preset]` and by `key=value` overrides (`model.x` reaches into the model dict); `kind` names the family in errors."
     if preset not in presets: raise ValueError(f'unknown {kind}preset {preset!r}; valid presets: {", ".join(presets)}')
@@ -101,7 +101,7 @@ def describe_preset(name):
     return (f"{name:12s} {PRESETS[name]['_about']}\n{'':12s} arch={c['arch']} {c['model']} size={c['size']} "
             f"{c['schedule']} T={c['T']} pred={c['pred']} batch={c['batch_size']} steps={c['steps']} lr={c['lr']}")
 
-# %% ../nbs/03_train.ipynb 10
+# %% ../nbs/03_train.ipynb 21
 def min_snr_weight(snr, gamma, pred):
     "Per-sample loss weight of min-SNR-gamma for a prediction target."
     capped = snr.clamp(max=gamma)
@@ -119,7 +119,7 @@ def diffusion_loss(model, sched, x0, c, cfg, g):
     if cfg['min_snr']: err = err * min_snr_weight(sched.snr(t).float(), cfg['min_snr'], cfg['pred'])
     return err.mean()
 
-# %% ../nbs/03_train.ipynb 14
+# %% ../nbs/03_train.ipynb 25
 def lr_at(step, cfg):
     "Linear warm-up to cfg['lr'], then cosine decay to cfg['lr_min'] * cfg['lr']."
     lr, warm, total = cfg['lr'], cfg['warmup'], cfg['steps']
@@ -134,7 +134,7 @@ def ema_update(ema, model, decay, step):
     for pe, pm in zip(ema.parameters(), model.parameters()): pe.lerp_(pm.detach(), 1 - d)
     for be, bm in zip(ema.buffers(), model.buffers()): be.copy_(bm)
 
-# %% ../nbs/03_train.ipynb 17
+# %% ../nbs/03_train.ipynb 28
 _WEIGHTS = ('model', 'ema')   # the state dicts of a checkpoint that are checksummed and checked for NaN/inf
 
 def save_checkpoint(path, state):
@@ -200,7 +200,7 @@ def export_checkpoint(ckpt, out, half=True):
     save_checkpoint(out, dict(config=ck['config'], model=sd, ema=None, step=ck['step']))
     return out
 
-# %% ../nbs/03_train.ipynb 19
+# %% ../nbs/03_train.ipynb 30
 def _labels_file(root):
     "The labels file of an image folder: its own labels.json/train.json, else the course train.json."
     for name in ('labels.json', 'train.json'):
@@ -221,7 +221,7 @@ def training_data(cfg, data=None):
     imgs, conds = load_tensors(root, _labels_file(root), size)
     return (imgs[:n], conds[:n]) if n else (imgs, conds)
 
-# %% ../nbs/03_train.ipynb 21
+# %% ../nbs/03_train.ipynb 32
 def _dist_setup(device='auto'):
     "(rank, world size, device), initialising torch.distributed under torchrun (one GPU per process: cuda:LOCAL_RANK)."
     world = int(os.environ.get('WORLD_SIZE', 1))
@@ -237,7 +237,7 @@ def step_seed(seed, rank, step):
     "The seed of one training step of one process: resuming at `step` replays the same random numbers."
     return (seed * 1_000_003 + rank * 7_919 + step) % 2**62
 
-# %% ../nbs/03_train.ipynb 23
+# %% ../nbs/03_train.ipynb 34
 def _pass_seconds(cfg, dev, precision, channels_last, batch, min_seconds=0.5):
     "Seconds of the fastest forward and backward pass of a fresh copy of the config's network on a random batch: one untimed pass, then at least 3 and `min_seconds` (the fastest is the one least disturbed by other jobs)."
     with torch.random.fork_rng(): net = make_model(cfg).to(dev)   # leaves the run's random numbers alone
@@ -284,7 +284,7 @@ def describe_fast_path(cfg, dev, batch=None):
     amp, channels_last = fast_path(cfg, dev, batch)
     return amp + (' autocast with a gradient scaler' if amp == 'fp16' else '') + (', channels_last' if channels_last else ', NCHW')
 
-# %% ../nbs/03_train.ipynb 27
+# %% ../nbs/03_train.ipynb 38
 def _snapshot(model, ema, opt, scaler, step, cfg, losses):
     "Everything needed to continue exactly: weights, EMA, optimiser, gradient scaler, step, RNG state, config, history."
     rng = dict(torch=torch.get_rng_state())
@@ -365,7 +365,7 @@ def _sample_grid(model, sched, cfg, path):
     atomic_write(path, lambda tmp: save_image(x * 0.5 + 0.5, tmp, nrow=8, format='png'))
     model.train(was_training)
 
-# %% ../nbs/03_train.ipynb 28
+# %% ../nbs/03_train.ipynb 39
 def _any(flag, world, dev):
     "True on every process if flag is true on any (so all stop at the same step)."
     if world == 1: return bool(flag)

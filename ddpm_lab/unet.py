@@ -51,7 +51,7 @@ def embed_mlp(ni:int, # input features (1 for time, n_classes for the label)
     "Linear -> GELU -> Linear embedding of a time or a label vector."
     return nn.Sequential(nn.Linear(ni, nf), nn.GELU() if act else nn.Identity(), nn.Linear(nf, nf))
 
-# %% ../nbs/02_unet.ipynb 15
+# %% ../nbs/02_unet.ipynb 17
 COND_MODES = ('modulate', 'add_time', 'down_add', 'channels')
 
 class ContextUnet(nn.Module):
@@ -106,7 +106,7 @@ class ContextUnet(nn.Module):
         u2 = self.up2(torch.cat([u1 if down_add else self.condition(u1, 1, t, c), d1], 1))
         return self.out(torch.cat([u2, h0], 1))
 
-# %% ../nbs/02_unet.ipynb 17
+# %% ../nbs/02_unet.ipynb 19
 def shape_trace(model, *args): # the model and the arguments of one forward call
     "Run `model(*args)`; return rows (name, output shape, parameters) for its sub-modules, in call order."
     rows, hooks = [], []
@@ -128,7 +128,7 @@ def print_trace(rows):
 
 def n_params(model): "Number of parameters of `model`."; return sum(p.numel() for p in model.parameters())
 
-# %% ../nbs/02_unet.ipynb 28
+# %% ../nbs/02_unet.ipynb 34
 def timestep_embedding(t, # (B,) times in (0,1]
                        dim:int, # even embedding width
                        scale=1000., # t is multiplied by this before encoding
@@ -139,7 +139,7 @@ def timestep_embedding(t, # (B,) times in (0,1]
     args = scale * t.float()[:, None] * freqs[None]
     return torch.cat([args.sin(), args.cos()], 1)
 
-# %% ../nbs/02_unet.ipynb 31
+# %% ../nbs/02_unet.ipynb 39
 class ResBlock(nn.Module):
     "GroupNorm-SiLU-conv twice; the embedding scales and shifts the features between the convs."
     def __init__(self,
@@ -161,7 +161,7 @@ class ResBlock(nn.Module):
         h = self.conv2(self.drop(F.silu(self.norm2(h) * (1 + scale) + shift)))
         return self.skip(x) + h
 
-# %% ../nbs/02_unet.ipynb 34
+# %% ../nbs/02_unet.ipynb 42
 def attention(q, k, v, # (..., L_q, d), (..., L_k, d), (..., L_k, d_v)
               mask=None): # broadcastable to (..., L_q, L_k); True where a key may be seen
     "softmax(q k^T / sqrt(d)) v: the fused kernel on GPU, written out on CPU (faster there for short sequences)."
@@ -170,7 +170,7 @@ def attention(q, k, v, # (..., L_q, d), (..., L_k, d), (..., L_k, d_v)
     if mask is not None: s = s.masked_fill(~mask, float('-inf'))
     return s.softmax(-1) @ v
 
-# %% ../nbs/02_unet.ipynb 36
+# %% ../nbs/02_unet.ipynb 44
 def n_heads(ch, head_dim):
     "Heads of about `head_dim` channels in `ch` channels (at least one); they must split `ch` evenly."
     heads = max(1, ch // head_dim)
@@ -198,7 +198,7 @@ class SelfAttention(nn.Module):
         q, k, v = self.qkv(h).view(B, H * W, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)
         return attn_residual(x, attention(q, k, v), self.proj)
 
-# %% ../nbs/02_unet.ipynb 40
+# %% ../nbs/02_unet.ipynb 48
 class CrossAttention(nn.Module):
     "Multi-head attention from the H*W positions of a feature map to context tokens; `mask` hides absent tokens."
     def __init__(self,
@@ -216,7 +216,7 @@ class CrossAttention(nn.Module):
         k, v = self.kv(ctx).view(len(ctx), -1, 2, self.heads, C // self.heads).permute(2, 0, 3, 1, 4).expand(-1, B, -1, -1, -1)
         return attn_residual(x, attention(q, k, v, mask[:, None, None]), self.proj)
 
-# %% ../nbs/02_unet.ipynb 44
+# %% ../nbs/02_unet.ipynb 52
 class Upsample(nn.Module):
     "Nearest-neighbour 2x upsampling followed by a 3x3 conv."
     def __init__(self, ch): super().__init__(); self.conv = nn.Conv2d(ch, ch, 3, padding=1)
@@ -238,7 +238,7 @@ class ResAttn(nn.Module):
         h = self.attn(self.res(x, emb))
         return h if self.cross is None else self.cross(h, *ctx)
 
-# %% ../nbs/02_unet.ipynb 47
+# %% ../nbs/02_unet.ipynb 55
 class UNet2D(nn.Module):
     "Library-style UNet: ResNet blocks with scale-shift time+label embedding, self- and label cross-attention at chosen levels."
     def __init__(self,
@@ -316,7 +316,7 @@ class UNet2D(nn.Module):
             if i < len(self.upsamples): h = self.upsamples[i](h)
         return F.pixel_shuffle(self.conv_out(F.silu(self.norm_out(h))), self.patch)
 
-# %% ../nbs/02_unet.ipynb 67
+# %% ../nbs/02_unet.ipynb 75
 ARCHS = {'contextunet': ContextUnet, 'unet2d': UNet2D}
 
 def build_model(arch:str, # a key of ARCHS
