@@ -12,6 +12,7 @@ from torch import nn
 from torchvision.transforms.v2.functional import gaussian_blur
 from tqdm.auto import tqdm
 from .data import LABELS, COLORS, SHAPES, DATA_DIR, CACHE_DIR, RENDER_VERSION, get_device, device_precision, autocast, atomic_write, check_out_dir, state_checksum, encode, read_labels, render, random_label_lists, save_grid
+from .sampling import SAMPLING_DEFAULTS
 
 # %% auto 0
 __all__ = ['EVAL_SIZE', 'EVALUATOR_PATH', 'REF_SEED', 'HANDIN_LABELS', 'build_evaluator', 'load_evaluator', 'save_evaluator',
@@ -302,7 +303,7 @@ def _generator(ckpt, sampler, steps, w, eta, seed, device):
 def evaluate(ckpt,                # diffusion checkpoint (ddpm_lab.train) or conditional GAN checkpoint (ddpm_lab.gan)
              evaluator=None,      # evaluator module or course-format weight file (default: the shipped one)
              labels_files=None,   # label-list files (default: test.json and new_test.json)
-             sampler='ddim', steps=50, w=0.5, eta=0.,  # sampling (see ddpm_lab.sampling.sample)
+             sampler=SAMPLING_DEFAULTS['sampler'], steps=SAMPLING_DEFAULTS['steps'], w=SAMPLING_DEFAULTS['w'], eta=0.,  # sampling (see ddpm_lab.sampling.sample)
              seed=0,              # seed of the initial noise
              out=None,            # folder for the grids and results.json (None: write nothing)
              n_renders=10,        # reference renders of each label list for the ceiling and the Frechet reference
@@ -346,7 +347,7 @@ def evaluate_seeds(ckpt, seeds=(0, 1, 2, 3, 4), out=None, **kw):
 # %% ../nbs/05_evaluation.ipynb 62
 HANDIN_LABELS = ['red sphere', 'cyan cylinder', 'cyan cube']   # the course's denoising-process condition
 
-def denoising_row(ckpt, labels=HANDIN_LABELS, sampler='ddpm', steps=50, w=3., eta=0., seed=0, frames=10, device='auto'):
+def denoising_row(ckpt, labels=HANDIN_LABELS, sampler=SAMPLING_DEFAULTS['sampler'], steps=SAMPLING_DEFAULTS['steps'], w=SAMPLING_DEFAULTS['w'], eta=0., seed=0, frames=10, device='auto'):
     "(frames,3,64,64) in [-1,1]: x_t from pure noise (first) to the final image (last), evenly spaced over the reverse process."
     from ddpm_lab.train import load_model
     from ddpm_lab.sampling import sample
@@ -358,7 +359,7 @@ def denoising_row(ckpt, labels=HANDIN_LABELS, sampler='ddpm', steps=50, w=3., et
 def handin(ckpt,               # diffusion checkpoint
            out,                # folder for test.png, new_test.png, denoising.png, accuracy.md, results.json
            evaluator=None,     # the course's checkpoint.pth, or None for the shipped evaluator
-           sampler='ddpm', steps=50, w=3., eta=0., seed=0,  # sampling (see ddpm_lab.sampling.sample)
+           sampler=SAMPLING_DEFAULTS['sampler'], steps=SAMPLING_DEFAULTS['steps'], w=SAMPLING_DEFAULTS['w'], eta=0., seed=0,  # sampling (see ddpm_lab.sampling.sample)
            frames=10,          # images in the denoising row (the course asks for at least 8)
            device='auto'):
     "Write the course's deliverables into out: the two 8-per-row grids at 64x64, the denoising row, and the accuracy table; returns the paths and results."

@@ -68,3 +68,20 @@ def test_evaluator_file_given_as_diffusion_checkpoint(cli, tmp_path):
     torch.save({'model': {'fc.0.weight': torch.zeros(24, 512)}}, tmp_path / 'checkpoint.pth')
     r = cli('sample', '--ckpt', tmp_path / 'checkpoint.pth', '--labels', DATA_DIR / 'test.json', '--out', tmp_path)
     assert r.returncode == 2 and 'evaluator weight file' in r.stderr
+
+
+def test_python_api_and_command_line_share_the_sampling_defaults():
+    "One source: SAMPLING_DEFAULTS is what sample_labels_file, evaluate, handin and every sampling command use, and what results/headline.json measured."
+    import inspect, json
+    from ddpm_lab.sampling import SAMPLING_DEFAULTS, sample_labels_file
+    from ddpm_lab.evaluation import evaluate, handin, denoising_row
+    from ddpm_lab.cli import build_parser
+    for fn in (sample_labels_file, evaluate, handin, denoising_row):
+        got = {k: inspect.signature(fn).parameters[k].default for k in SAMPLING_DEFAULTS}
+        assert got == SAMPLING_DEFAULTS, (fn.__name__, got)
+    P = build_parser()
+    for cmd in (['sample', '--ckpt', 'c', '--out', 'o', '--labels', 'l'], ['evaluate', '--ckpt', 'c', '--out', 'o'], ['submit', '--ckpt', 'c', '--out', 'o'], ['quickstart']):
+        a = P.parse_args(cmd)
+        assert {k: getattr(a, k) for k in SAMPLING_DEFAULTS} == SAMPLING_DEFAULTS, cmd[0]
+    head = json.loads((DATA_DIR.parent / 'results' / 'headline.json').read_text()) if (DATA_DIR.parent / 'results').is_dir() else None
+    if head: assert {k: head[k] for k in SAMPLING_DEFAULTS} == SAMPLING_DEFAULTS
