@@ -6,12 +6,13 @@
 __all__ = ['DATA_DIR', 'RESULTS_DIR', 'IMAGES_DIR', 'CACHE_DIR', 'PRECISIONS', 'COLORS', 'SHAPES', 'COLOR_RGB', 'LABELS',
            'LABEL_INDEX', 'CAM_POS', 'FOV_X', 'ASPECT', 'EPS', 'INF', 'HITS', 'SIZES', 'EXTENT', 'MARGIN', 'N_CAND',
            'FIELDS', 'KEY', 'FILL', 'BACK', 'I_KEY', 'I_FILL', 'I_BACK', 'I_AMB', 'KEY_RADIUS', 'FLOOR',
-           'RENDER_VERSION', 'normalize', 'shipped_file', 'atomic_write', 'state_checksum', 'check_finite',
-           'check_out_dir', 'get_device', 'device_precision', 'autocast', 'load_vocab', 'check_labels', 'encode',
-           'decode', 'read_labels', 'file_md5', 'to_uint8', 'show_grid', 'save_grid', 'hash_uniform', 'scene_key',
-           'camera_rays', 'hit_sphere', 'hit_cube', 'hit_cylinder', 'trace', 'layout', 'normals', 'light_samples',
-           'torch_threads', 'render', 'object_colours', 'nearest_colour', 'random_label_lists', 'render_dataset',
-           'synthetic_iclevr', 'image_transform', 'read_image', 'ICLEVR', 'load_tensors', 'make_loader']
+           'RENDER_VERSION', 'normalize', 'shipped_file', 'atomic_write', 'state_checksum', 'check_checksum',
+           'check_finite', 'check_out_dir', 'get_device', 'device_precision', 'autocast', 'load_vocab', 'check_labels',
+           'encode', 'decode', 'read_labels', 'file_md5', 'to_uint8', 'show_grid', 'save_grid', 'hash_uniform',
+           'scene_key', 'camera_rays', 'hit_sphere', 'hit_cube', 'hit_cylinder', 'trace', 'layout', 'normals',
+           'light_samples', 'torch_threads', 'render', 'object_colours', 'nearest_colour', 'random_label_lists',
+           'render_dataset', 'synthetic_iclevr', 'image_transform', 'read_image', 'ICLEVR', 'load_tensors',
+           'make_loader']
 
 # %% ../nbs/00_data.ipynb 3
 import difflib, hashlib, importlib.util, json, math, os, re, shutil, zlib
@@ -82,6 +83,10 @@ def state_checksum(sd) -> str:
         t = sd[k].detach().cpu().contiguous()
         h.update(f'{k}|{t.dtype}|{tuple(t.shape)}|'.encode()); h.update(t.view(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
+
+def check_checksum(sd, want, what):
+    "Raise a ValueError if a state dict's checksum is not the one its file recorded (damaged bytes)."
+    if state_checksum(sd) != want: raise ValueError(f'{what} is damaged: its weights do not match their checksum (a truncated copy or bad download?); copy or export it again')
 
 def check_finite(sd, what):
     "Raise a FloatingPointError naming the tensors of a state dict that hold NaN or inf."

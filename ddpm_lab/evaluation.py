@@ -11,7 +11,7 @@ import torch, torch.nn.functional as F, torchvision
 from torch import nn
 from torchvision.transforms.v2.functional import gaussian_blur
 from tqdm.auto import tqdm
-from .data import LABELS, COLORS, SHAPES, DATA_DIR, CACHE_DIR, RENDER_VERSION, get_device, device_precision, autocast, atomic_write, check_out_dir, state_checksum, encode, read_labels, render, random_label_lists, save_grid
+from .data import LABELS, COLORS, SHAPES, DATA_DIR, CACHE_DIR, RENDER_VERSION, get_device, device_precision, autocast, atomic_write, check_out_dir, state_checksum, check_checksum, encode, read_labels, render, random_label_lists, save_grid
 from .sampling import SAMPLING_DEFAULTS
 
 # %% auto 0
@@ -74,8 +74,7 @@ def load_evaluator(path=EVALUATOR_PATH, # a course-format weight file: {'model':
         hint = " (a bare state dict: save it as {'model': state_dict})" if isinstance(ckpt, dict) and 'conv1.weight' in ckpt else ''
         raise ValueError(f"{path}: expected the course format, a dict whose key 'model' holds the state dict; found {found}{hint}")
     _check_state(ckpt['model'], path)
-    if 'checksum' in ckpt and state_checksum(ckpt['model']) != ckpt['checksum']:   # ours carry one; the course's file does not
-        raise ValueError(f"{path} is damaged: its weights do not match their checksum (a truncated copy or bad download?); copy it again")
+    if 'checksum' in ckpt: check_checksum(ckpt['model'], ckpt['checksum'], path)   # ours carry one; the course's file does not
     model = build_evaluator()
     model.load_state_dict(ckpt['model'])  # copies into float32 parameters, so fp16 files come back as float32
     return model.to(get_device(device)).eval()
@@ -366,7 +365,7 @@ def handin(ckpt,               # diffusion checkpoint
     res, out = evaluate(ckpt, evaluator, None, sampler, steps, w, eta, seed, out, device=device), Path(out)   # checks out first
     row = denoising_row(ckpt, HANDIN_LABELS, sampler, steps, w, eta, seed, frames, device)
     save_grid(row, out/'denoising.png', ncol=len(row))
-    judge = 'the shipped evaluator' if evaluator is None else f'evaluator {Path(evaluator).name}' if not isinstance(evaluator, nn.Module) else 'the given evaluator'
+    judge = 'the shipped evaluator' if evaluator is None else 'the given evaluator' if isinstance(evaluator, nn.Module) else f'evaluator {Path(evaluator).name}'
     table = ['| labels file | images | accuracy |', '|---|---|---|'] + [f"| {r['file']} | 32 | {r['accuracy']:.4f} |" for r in res['results']]
     note = f"{Path(ckpt).name}, {sampler} {steps} steps, w = {w:g}, seed {seed}, scored by {judge}"
     atomic_write(out/'accuracy.md', lambda tmp: tmp.write_text('\n'.join(table + ['', note, ''])))

@@ -17,7 +17,7 @@ import torch, torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DistributedSampler
 from tqdm.auto import tqdm
-from .data import DATA_DIR, CACHE_DIR, PRECISIONS, get_device, device_precision, autocast, atomic_write, check_out_dir, state_checksum, check_finite, normalize, load_tensors, synthetic_iclevr, render_dataset, read_labels, encode
+from .data import DATA_DIR, CACHE_DIR, PRECISIONS, get_device, device_precision, autocast, atomic_write, check_out_dir, state_checksum, check_checksum, check_finite, normalize, load_tensors, synthetic_iclevr, render_dataset, read_labels, encode
 from .schedule import Schedule
 from .unet import build_model, n_params
 
@@ -155,7 +155,7 @@ def load_checkpoint(path, map_location='cpu'):
         raise ValueError(f'{path} is not a ddpm_lab diffusion checkpoint: expected keys config/model/ema, found {found}'
                          + (" (this looks like an evaluator weight file)" if isinstance(ck, dict) and 'model' in ck and 'config' not in ck else ''))
     for k, want in (ck.get('checksum') or {}).items():   # files written before checksums existed have none
-        if state_checksum(ck[k]) != want: raise ValueError(f'{path} is damaged: its {k} weights do not match their checksum (a truncated copy or bad download?); copy or export it again')
+        check_checksum(ck[k], want, f'{path} ({k})')
     return ck
 
 def check_state_dict(model, sd, what):
@@ -418,11 +418,11 @@ def train(cfg,            # config: get_config(preset, ...)
             print(f'{cfg["preset"]}: {cfg["arch"]} {n_params(model) / 1e6:.2f}M params, {len(imgs)} images at {cfg["size"]}px, '
                   f'{world} process(es) on {dev} ({describe_fast_path(cfg, dev)}), steps {step} -> {cfg["steps"]}')
         saved_step = step if ck else None
+        kept = lambda: f'the last good checkpoint {ckpt} (step {saved_step}) was kept' if saved_step is not None else 'no checkpoint was written'
         def save():
             nonlocal saved_step
-            kept = f'the last good checkpoint {ckpt} (step {saved_step}) was kept' if saved_step is not None else 'no checkpoint was written'
             try: save_checkpoint(ckpt, _snapshot(model, ema, opt, scaler, step, cfg, losses))
-            except FloatingPointError as e: raise FloatingPointError(f'{e} at step {step}; {kept}. Lower the lr, or set amp=fp32.') from None
+            except FloatingPointError as e: raise FloatingPointError(f'{e} at step {step}; {kept()}. Lower the lr, or set amp=fp32.') from None
             saved_step = step; _plot_losses(losses, out/'loss.png')
         bar = tqdm(total=cfg['steps'], initial=step, disable=not lead, dynamic_ncols=True)
         g = torch.Generator(dev)
@@ -444,8 +444,7 @@ def train(cfg,            # config: get_config(preset, ...)
                     with autocast(dev, amp):
                         loss = diffusion_loss(net, sched, x0, c, cfg, g)
                     if not torch.isfinite(loss):
-                        kept = f'the last good checkpoint {ckpt} (step {saved_step}) was kept' if saved_step is not None else 'no checkpoint was written'
-                        raise FloatingPointError(f'loss became {loss.item()} at step {step} (lr {lr_at(step, cfg):.2e}); {kept}. Lower the lr, or set amp=fp32.')
+                        raise FloatingPointError(f'loss became {loss.item()} at step {step} (lr {lr_at(step, cfg):.2e}); {kept()}. Lower the lr, or set amp=fp32.')
                     for grp in opt.param_groups: grp['lr'] = lr_at(step, cfg)
                     opt.zero_grad(set_to_none=True)
                     scaler.scale(loss).backward()
