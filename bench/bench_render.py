@@ -11,7 +11,8 @@ shared machine slow rendering down, never up.
 import argparse, json, os, tempfile, time
 from pathlib import Path
 import torch
-from ddpm_lab.data import DATA_DIR, read_labels, render_dataset
+from ddpm_lab.data import DATA_DIR, read_labels
+from ddpm_lab.render import render_dataset
 
 TARGET_S, TARGET_IPS = 300, 60   # 18009 images in 5 minutes
 

@@ -12,9 +12,9 @@ import argparse, json
 from pathlib import Path
 from statistics import mean, stdev
 from ddpm_lab.data import DATA_DIR
-from ddpm_lab.evaluation import evaluate
+from ddpm_lab.evaluation import COURSE_FILES, evaluate
 from ddpm_lab.sampling import sampling_tag
-from ddpm_lab.train import load_checkpoint
+from ddpm_lab.pipeline import load_checkpoint
 
 CANDIDATES = [('ddim', 50, 0), ('ddim', 25, 0), ('dpm++', 50, 0), ('dpm++', 20, 0), ('ddpm', 50, 0), ('dpm++', 50, 1), ('dpm++', 25, 1)]   # (sampler, steps, eta)
 
@@ -22,7 +22,7 @@ CANDIDATES = [('ddim', 50, 0), ('ddim', 25, 0), ('dpm++', 50, 0), ('dpm++', 20, 
 def scores(ckpt, sampler, steps, eta, w, seed, out):
     "Saved or fresh evaluation of one sampling: {'test': acc, 'new_test': acc, 'seconds': sampling time}."
     path = Path(out) / sampling_tag(sampler, steps, w, seed, eta) / 'results.json'
-    res = json.loads(path.read_text()) if path.is_file() else evaluate(ckpt, sampler=sampler, steps=steps, w=w, eta=eta, seed=seed, out=path.parent)
+    res = json.loads(path.read_text()) if path.is_file() else evaluate(ckpt, labels_files=[DATA_DIR / f for f in COURSE_FILES], sampler=sampler, steps=steps, w=w, eta=eta, seed=seed, out=path.parent)
     return {Path(r['file']).stem: r['accuracy'] for r in res['results']} | dict(seconds=sum(r['sample_seconds'] for r in res['results']))
 
 

@@ -14,7 +14,8 @@ import argparse, time
 import torch
 from ddpm_lab.data import DATA_DIR
 from ddpm_lab.sampling import sample
-from ddpm_lab.train import load_model, get_config, make_model
+from ddpm_lab.train import get_config
+from ddpm_lab.pipeline import Pipeline, load_pipeline, make_model
 from ddpm_lab.unet import n_params
 
 
@@ -60,11 +61,11 @@ def main():
     a = P.parse_args()
     dev = torch.device(a.device)
     if a.presets: return per_preset(a.presets, a.n, dev)
-    model, sch, cfg = load_model(a.ckpt, device=dev)
+    pipe = load_pipeline(a.ckpt, device=dev)
+    model, sch, cfg = pipe.net, pipe.schedule, pipe.config
     cond = torch.zeros(a.n, 24, device=dev)
     cond[torch.arange(a.n), torch.randint(0, 24, (a.n,), generator=torch.Generator().manual_seed(0))] = 1
-    kw = dict(pred=cfg['pred'], size=cfg['size'], seed=0)
-    job = lambda sampler, steps, net=model, w=0.5: (lambda: sample(net, sch, cond, sampler, steps, w=w, **kw))
+    job = lambda sampler, steps, net=model, w=0.5: (lambda: sample(Pipeline(net, sch, pipe.pred, pipe.size), cond, sampler, steps, w=w, seed=0))
     seconds(job('ddim', 2), dev)  # warm-up
     n_mid = min(25, sch.T)   # the step count of the two comparison rows at the end
     rows = [(f'baseline: ddpm, all T={sch.T} steps', sch.T, job('ddpm', sch.T))]

@@ -7,7 +7,8 @@ Usage: python bench/bench_train.py [--steps 5] [--presets tiny cpu contextunet u
 import argparse, time
 import torch
 from ddpm_lab.data import autocast
-from ddpm_lab.train import get_config, make_model, diffusion_loss, fast_path, describe_fast_path as layout
+from ddpm_lab.train import get_config, diffusion_loss, fast_path, describe_fast_path as layout
+from ddpm_lab.pipeline import make_model
 from ddpm_lab.schedule import Schedule
 from ddpm_lab.unet import n_params
 

@@ -13,7 +13,8 @@ Usage: python bench/estimate_gpu.py [--presets cpu contextunet unet2d] [--gpu t4
 import argparse
 import torch, torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
-from ddpm_lab.train import get_config, make_model
+from ddpm_lab.train import get_config
+from ddpm_lab.pipeline import make_model
 from ddpm_lab.unet import n_params
 
 PEAK = {'t4': ('NVIDIA T4', 'fp16', 65e12), 'a100': ('NVIDIA A100', 'bf16', 312e12), 'h100': ('NVIDIA H100 SXM', 'bf16', 989e12)}

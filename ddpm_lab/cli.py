@@ -12,7 +12,7 @@ from pathlib import Path
 # %% ../nbs/08_cli.ipynb 5
 def _render(a):
     "Render a labels file (or random scenes) as a folder of synthetic i-CLEVR PNGs."
-    from ddpm_lab.data import render_dataset
+    from ddpm_lab.render import render_dataset
     out = render_dataset(a.labels, a.out, size=a.size, seed=a.seed, n_random=a.random, max_objects=a.max_objects)
     print(f'rendered into {out}')
 
@@ -34,9 +34,10 @@ def _parse_overrides(pairs):
 def _train(a):
     "Train a preset (optionally resuming) and print where the checkpoint is."
     from ddpm_lab.train import get_config, train
+    from ddpm_lab.sampling import SampleGrid
     cfg = get_config(a.preset, **_parse_overrides(a.set))
     if a.seed is not None: cfg['seed'] = a.seed
-    res = train(cfg, data=a.data, out=a.out, resume=a.resume, minutes=a.minutes, fit=a.fit, device=a.device)
+    res = train(cfg, data=a.data, out=a.out, resume=a.resume, minutes=a.minutes, fit=a.fit, device=a.device, callbacks=[SampleGrid()])
     print(json.dumps({k: res[k] for k in ('ckpt', 'step', 'finished')}, indent=1, default=str))
 
 def _sample(a):
@@ -48,10 +49,11 @@ def _sample(a):
 
 def _evaluate(a):
     "Sample, score with the evaluator and print the results table (with --seeds: per seed, then mean and spread)."
-    from ddpm_lab.evaluation import evaluate, evaluate_seeds
-    kw = dict(evaluator=a.evaluator, labels_files=a.labels, sampler=a.sampler, steps=a.steps, w=a.w, eta=a.eta, out=a.out, device=a.device)
-    if a.seeds: evaluate_seeds(a.ckpt, a.seeds, **kw)
-    else: evaluate(a.ckpt, seed=a.seed, **kw)
+    from ddpm_lab.evaluation import JUDGE2_PATH, evaluate, evaluate_seeds
+    from ddpm_lab.gan import as_generator
+    kw = dict(evaluator=a.evaluator, judge2=a.judge2 or JUDGE2_PATH, labels_files=a.labels, sampler=a.sampler, steps=a.steps, w=a.w, eta=a.eta, out=a.out, device=a.device)
+    if a.seeds: evaluate_seeds(as_generator(a.ckpt, a.device), a.seeds, **kw)
+    else: evaluate(as_generator(a.ckpt, a.device), seed=a.seed, **kw)
 
 def _submit(a):
     "Write the course's hand-in: two 64x64 grids, the denoising row, and the accuracy table."
@@ -62,7 +64,7 @@ def _submit(a):
 def _train_evaluator(a):
     "Train the project's own course-format evaluator on synthetic scenes."
     from ddpm_lab.evaluation import train_evaluator
-    train_evaluator(a.out, n_scenes=a.scenes, epochs=a.epochs, seed=a.seed, device=a.device)
+    train_evaluator(a.out, arch=a.arch, jitter=not a.flips_only, n_scenes=a.scenes, epochs=a.epochs, seed=a.seed, device=a.device)
 
 def _ablate(a):
     "Run (or resume) an ablation table, then print it as markdown."
@@ -74,7 +76,7 @@ def _ablate(a):
 
 def _export(a):
     "Shrink a training checkpoint to its EMA weights (fp16) for shipping."
-    from ddpm_lab.train import export_checkpoint
+    from ddpm_lab.pipeline import export_checkpoint
     print(export_checkpoint(a.ckpt, a.out, half=not a.fp32))
 
 # %% ../nbs/08_cli.ipynb 7
@@ -100,9 +102,9 @@ def _sampling_args(p, labels_default=None):
     "Add the sampler and device options shared by sample, evaluate, submit and quickstart."
     _device_arg(p)
     p.add_argument('--labels', nargs='+', default=labels_default, help='label-list files (test.json format) to generate')
-    p.add_argument('--sampler', default='ddpm', help="reverse process: 'ddpm' (ancestral; the default, with 50 steps and w = 3 the setting of results/headline.json), 'ddim' (deterministic) or 'dpm++' (DPM-Solver++ 2M)")
-    p.add_argument('--steps', type=positive, default=50, help='number of denoising steps (at most the training T)')
-    p.add_argument('--w', type=finite, default=3., help='classifier-free guidance weight: eps = (1+w) eps(x,c) - w eps(x,none); 0 = none')
+    p.add_argument('--sampler', default=None, help="reverse process: 'ddpm' (ancestral), 'ddim' (deterministic) or 'dpm++' (DPM-Solver++ 2M); default: the checkpoint's recommended setting, pipeline.SAMPLING_DEFAULTS unless it records its own: ddpm, 50 steps, w = 3, the best of results/sampler_choice.json (lower of the two judges on data/heldout.json and data/novel.json, mean over sampling seeds 0-4)")
+    p.add_argument('--steps', type=positive, default=None, help="number of denoising steps (at most the training T); default: the checkpoint's")
+    p.add_argument('--w', type=finite, default=None, help="classifier-free guidance weight: eps = (1+w) eps(x,c) - w eps(x,none); 0 = none; default: the checkpoint's")
     p.add_argument('--eta', type=_typed(float, lambda v: 0 <= v <= 1, 'a number in [0, 1]'), default=0., help='noise of ddim and dpm++: 0 = deterministic (ODE); 1 = the DDPM posterior (ddim), the SDE solver (dpm++); not for ddpm')
     p.add_argument('--seed', type=natural, default=0, help='seed of the noise')
 
@@ -111,10 +113,11 @@ def _quickstart(a):
     "The main job: render data, train or load the cpu checkpoint, sample and evaluate."
     from ddpm_lab.data import DATA_DIR
     from ddpm_lab.train import get_config, train
+    from ddpm_lab.sampling import SampleGrid
     from ddpm_lab.evaluation import evaluate
     out = Path(a.out)
     if a.train:
-        ckpt = train(get_config('cpu'), data=None, out=out/'train', resume=True, minutes=a.minutes, fit=a.fit, device=a.device)['ckpt']
+        ckpt = train(get_config('cpu'), data=None, out=out/'train', resume=True, minutes=a.minutes, fit=a.fit, device=a.device, callbacks=[SampleGrid()])['ckpt']
     else:
         ckpt = DATA_DIR/'weights'/'cpu.pt'
         print(f'using the shipped checkpoint {ckpt} (pass --train to train the cpu preset instead)')
@@ -159,9 +162,10 @@ def build_parser():
     _sampling_args(p, labels_default=None)
     p.set_defaults(fn=_sample)
 
-    p = sub.add_parser('evaluate', help='sample, then score with the course evaluator: accuracy, ceiling, Frechet distance')
+    p = sub.add_parser('evaluate', help='sample test.json, new_test.json and our heldout and novel lists, then score under two judges: accuracy, ceiling, cleanliness, Frechet distance')
     p.add_argument('--ckpt', required=True, help='diffusion checkpoint to evaluate')
     p.add_argument('--evaluator', default=None, help='course-format evaluator weights (default: the shipped data/weights/evaluator.pth)')
+    p.add_argument('--judge2', default=None, help='the second judge (default: the shipped data/weights/judge2.pth, a RegNetY-400MF trained independently)')
     p.add_argument('--out', required=True, help='output folder: grids, results.json')
     _sampling_args(p)
     p.add_argument('--seeds', type=natural, nargs='+', default=None, help='several sampling seeds: each into OUT/seed<S>, then the mean and spread into OUT/summary.json')
@@ -175,7 +179,9 @@ def build_parser():
     _sampling_args(p)
     p.set_defaults(fn=_submit)
 
-    p = sub.add_parser('train-evaluator', help='train a course-format ResNet18 evaluator on synthetic scenes of 1-5 objects')
+    p = sub.add_parser('train-evaluator', help='train a course-format evaluator (ResNet18, or another architecture for a second judge) on synthetic scenes of 1-5 objects')
+    p.add_argument('--arch', default='resnet18', help="torchvision architecture: resnet18 (the course's) or regnet_y_400mf (the second judge)")
+    p.add_argument('--flips-only', action='store_true', help='augment with left-right flips only (the second judge), not shifts, blur and noise')
     p.add_argument('--out', required=True, help='where to write the weight file (course format: {"model": state_dict})')
     p.add_argument('--scenes', type=positive, default=40000, help='number of rendered training scenes')
     p.add_argument('--epochs', type=positive, default=10, help='training epochs (the shipped evaluator: 40000 scenes, 10 epochs)')
@@ -223,9 +229,6 @@ def main(argv=None):
     "Entry point of the `ddpm-lab` console script."
     P = build_parser()
     a = P.parse_args(argv)
-    if getattr(a, 'labels', 0) is None and a.cmd in ('evaluate', 'quickstart'):
-        from ddpm_lab.data import DATA_DIR
-        a.labels = [str(DATA_DIR/'test.json'), str(DATA_DIR/'new_test.json')]
     if a.cmd == 'sample' and not a.labels: P.error('sample needs --labels FILE [FILE ...]')
     try: a.fn(a)
     except USER_ERRORS as e:

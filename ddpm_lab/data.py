@@ -4,21 +4,15 @@
 
 # %% auto 0
 __all__ = ['DATA_DIR', 'RESULTS_DIR', 'IMAGES_DIR', 'CACHE_DIR', 'PRECISIONS', 'COLORS', 'SHAPES', 'COLOR_RGB', 'LABELS',
-           'LABEL_INDEX', 'CAM_POS', 'FOV_X', 'ASPECT', 'EPS', 'INF', 'HITS', 'SIZES', 'EXTENT', 'MARGIN', 'N_CAND',
-           'FIELDS', 'KEY', 'FILL', 'BACK', 'I_KEY', 'I_FILL', 'I_BACK', 'I_AMB', 'KEY_RADIUS', 'FLOOR',
-           'RENDER_VERSION', 'normalize', 'shipped_file', 'atomic_write', 'state_checksum', 'check_checksum',
-           'check_finite', 'check_out_dir', 'get_device', 'device_precision', 'autocast', 'load_vocab', 'check_labels',
-           'encode', 'decode', 'read_labels', 'file_md5', 'to_uint8', 'show_grid', 'save_grid', 'hash_uniform',
-           'scene_key', 'camera_rays', 'hit_sphere', 'hit_cube', 'hit_cylinder', 'trace', 'layout', 'normals',
-           'light_samples', 'torch_threads', 'render', 'object_colours', 'nearest_colour', 'random_label_lists',
-           'render_dataset', 'synthetic_iclevr', 'image_transform', 'read_image', 'ICLEVR', 'load_tensors',
-           'make_loader']
+           'LABEL_INDEX', 'HELDOUT_FILES', 'normalize', 'shipped_file', 'atomic_write', 'state_checksum',
+           'check_checksum', 'check_finite', 'check_out_dir', 'get_device', 'device_precision', 'autocast',
+           'load_vocab', 'check_choice', 'check_labels', 'encode', 'decode', 'read_labels', 'file_md5',
+           'own_label_lists', 'to_uint8', 'show_grid', 'save_grid', 'hash_uniform', 'image_transform', 'read_image',
+           'ICLEVR', 'load_tensors', 'make_loader']
 
 # %% ../nbs/00_data.ipynb 3
-import difflib, hashlib, importlib.util, json, math, os, re, shutil, zlib
+import difflib, hashlib, importlib.util, itertools, json, math, os, shutil
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from functools import lru_cache
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -28,7 +22,6 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 from torchvision.utils import make_grid, save_image
-from tqdm.auto import tqdm
 
 # %% ../nbs/00_data.ipynb 6
 def _package_dir() -> Path:
@@ -143,15 +136,19 @@ LABELS = load_vocab()
 LABEL_INDEX = {l: i for i, l in enumerate(LABELS)}
 
 # %% ../nbs/00_data.ipynb 15
+def check_choice(value, choices, what, plural=None):
+    "Return value if it is one of choices; else raise a ValueError naming the closest choice and all the valid ones."
+    if value in choices: return value
+    close = difflib.get_close_matches(str(value), list(map(str, choices)), n=1)   # a suggestion only when one is close
+    raise ValueError(f"unknown {what} {value!r}" + (f" (did you mean {close[0]!r}?)" if close else '')
+                     + f"; valid {plural or what + 's'}: {', '.join(map(str, choices))}")
+
 def check_labels(labels) -> list:
     "Validate one label list: known names, at least one, none repeated. Returns it as a list."
     if isinstance(labels, str) or not isinstance(labels, (list, tuple)):
         raise TypeError(f'a condition is a list of labels such as ["red cube", "blue sphere"], got {labels!r}')
     if not labels: raise ValueError(f'empty label list: give at least one of {", ".join(LABELS)}')
-    for l in labels:
-        if l not in LABEL_INDEX:
-            close = difflib.get_close_matches(str(l), LABELS, n=1, cutoff=0)
-            raise ValueError(f'unknown label {l!r} (did you mean {close[0]!r}?); valid labels: {", ".join(LABELS)}')
+    for l in labels: check_choice(l, LABEL_INDEX, 'label')
     repeated = sorted({l for l in labels if labels.count(l) > 1})
     if repeated: raise ValueError(f'label {repeated[0]!r} repeated in {list(labels)}: each object label may appear once')
     return list(labels)
@@ -191,6 +188,20 @@ def file_md5(path) -> str:
     return hashlib.md5(Path(path).read_bytes()).hexdigest()
 
 # %% ../nbs/00_data.ipynb 30
+HELDOUT_FILES = ('heldout.json', 'novel.json')   # our own label-list files in DATA_DIR (test.json format)
+
+def own_label_lists(n=64, seed=0):
+    "{'heldout.json': n train.json label sets in neither test file, 'novel.json': n 3-object lists never seen in train.json}."
+    rng = np.random.default_rng(seed)
+    scenes = {frozenset(v) for v in read_labels(DATA_DIR/'train.json').values()}
+    tests = {frozenset(v) for f in ('test.json', 'new_test.json') for v in read_labels(DATA_DIR/f)}
+    seen = sorted(scenes - tests, key=sorted)                                  # distinct, in a fixed order
+    heldout = [sorted(seen[i]) for i in rng.choice(len(seen), n, replace=False)]
+    unseen = [t for t in itertools.combinations(LABELS, 3) if frozenset(t) not in scenes]   # scenes hold at most 3 objects
+    novel = [list(unseen[i]) for i in rng.choice(len(unseen), n, replace=False)]
+    return {'heldout.json': heldout, 'novel.json': novel}
+
+# %% ../nbs/00_data.ipynb 33
 def to_uint8(images) -> torch.Tensor:
     "Float images in [-1,1] (or uint8 already) -> uint8."
     if images.dtype == torch.uint8: return images
@@ -220,7 +231,7 @@ def save_grid(images, path, ncol=8):
     "Save images (B,3,H,W) as one PNG grid, ncol per row."
     return atomic_write(path, lambda tmp: save_image(to_uint8(images.detach().cpu()).float() / 255, tmp, nrow=ncol, format='png'))
 
-# %% ../nbs/00_data.ipynb 32
+# %% ../nbs/00_data.ipynb 35
 def _mix(x):
     "splitmix64 finaliser on uint64 arrays (wraps mod 2**64)."
     x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
@@ -235,352 +246,7 @@ def hash_uniform(seed, *ids) -> np.ndarray:
         for i in ids: h = _mix(h ^ (np.asarray(i).astype(np.uint64) + gold))
     return (h >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
 
-def scene_key(name) -> int:
-    "Integer key of the scene an image file belongs to: CLEVR_x_000123_0/_1/_2.png share one."
-    return zlib.crc32(re.sub(r'^(.*\d)_\d+\.\w+$', r'\1', str(name)).encode())
-
-# %% ../nbs/00_data.ipynb 36
-CAM_POS = (7.5, -6.6, 5.3)      # camera position; it looks at the origin
-FOV_X = math.radians(49.1)      # horizontal field of view (35 mm lens, 32 mm sensor)
-ASPECT = 4 / 3                  # the real frame is 320x240
-
-@lru_cache(maxsize=16)
-def camera_rays(h, w, ss) -> torch.Tensor:
-    "Unit directions (3, h*ss*w*ss) of the camera's rays, subpixels in row-major (h, ss, w, ss) order."
-    c = torch.tensor(CAM_POS, dtype=torch.float64)
-    fwd = -c / c.norm()
-    right = torch.linalg.cross(fwd, torch.tensor([0., 0., 1.], dtype=torch.float64)); right /= right.norm()
-    up = torch.linalg.cross(right, fwd)
-    sub = torch.arange(ss, dtype=torch.float64) + 0.5
-    jit = torch.from_numpy(hash_uniform(1, np.arange(ss)[:, None, None], np.arange(ss)[:, None], np.arange(2)) - 0.5) * 0.5 * (ss > 1)
-    sx, sy = (sub + jit[..., 0]) / ss, (sub[:, None] + jit[..., 1]) / ss          # (ss_y, ss_x) offsets in a pixel
-    X = (torch.arange(w)[None, None, :, None] + sx[None, :, None, :]) / w * 2 - 1  # (1, ss, w, ss)
-    Y = 1 - (torch.arange(h)[:, None, None, None] + sy[None, :, None, :]) / h * 2  # (h, ss, 1, ss)
-    X, Y = [v.expand(h, ss, w, ss).reshape(-1) * math.tan(FOV_X / 2) for v in (X, Y)]
-    d = fwd[:, None] + right[:, None] * X + up[:, None] * (Y / ASPECT)
-    return (d / d.norm(dim=0)).float().contiguous()
-
 # %% ../nbs/00_data.ipynb 40
-EPS, INF = 1e-3, float('inf')
-
-def hit_sphere(ox, oy, oz, dx, dy, dz, cx, cy, cz, h, cs, sn):
-    "Entry distance of rays o+td into spheres of radius h (inf where missed)."
-    x, y, z = ox - cx, oy - cy, oz - cz
-    b = x * dx + y * dy + z * dz
-    disc = b * b - (x * x + y * y + z * z - h * h)
-    t = -b - disc.clamp(min=0).sqrt()
-    return torch.where((disc > 0) & (t > EPS), t, INF)
-
-def hit_cube(ox, oy, oz, dx, dy, dz, cx, cy, cz, h, cs, sn):
-    "Entry distance into cubes of half-side h turned by (cos, sin) about z."
-    x, y, z = ox - cx, oy - cy, oz - cz
-    lx, ly = x * cs + y * sn, y * cs - x * sn           # ray in the cube's frame
-    ex, ey = dx * cs + dy * sn, dy * cs - dx * sn
-    ax, bx = (-h - lx) / ex, (h - lx) / ex
-    ay, by = (-h - ly) / ey, (h - ly) / ey
-    az, bz = (-h - z) / dz, (h - z) / dz
-    t_in = torch.maximum(torch.maximum(torch.minimum(ax, bx), torch.minimum(ay, by)), torch.minimum(az, bz))
-    t_out = torch.minimum(torch.minimum(torch.maximum(ax, bx), torch.maximum(ay, by)), torch.maximum(az, bz))
-    return torch.where((t_in < t_out) & (t_in > EPS), t_in, INF)
-
-def hit_cylinder(ox, oy, oz, dx, dy, dz, cx, cy, cz, h, cs, sn):
-    "Entry distance into upright capped cylinders of radius h and height 2h."
-    x, y, z = ox - cx, oy - cy, oz - cz
-    a, b = (dx * dx + dy * dy).clamp(min=1e-12), x * dx + y * dy      # a > 0: vertical rays work too
-    disc = b * b - a * (x * x + y * y - h * h)
-    sq = disc.clamp(min=0).sqrt()
-    az, bz = (-h - z) / dz, (h - z) / dz
-    t_in = torch.maximum((-b - sq) / a, torch.minimum(az, bz))
-    t_out = torch.minimum((-b + sq) / a, torch.maximum(az, bz))
-    return torch.where((disc > 0) & (t_in < t_out) & (t_in > EPS), t_in, INF)
-
-HITS = [hit_cube, hit_sphere, hit_cylinder]   # in SHAPES order
-
-# %% ../nbs/00_data.ipynb 44
-SIZES = {'large': 0.7, 'small': 0.35}   # CLEVR's radius-like sizes; cube half-side = size/sqrt(2)
-EXTENT, MARGIN = 3.0, 0.25               # objects in [-EXTENT, EXTENT]^2, clearance between objects
-N_CAND = 64                              # candidate positions tried per object, in order
-FIELDS = ('cx', 'cy', 'cz', 'h', 'cs', 'sn')
-
-def _label_ids(label_lists):
-    "Colour and shape indices (B,K), -1 in empty slots."
-    K = max(len(l) for l in label_lists)
-    col = torch.full((len(label_lists), K), -1); shp = col.clone()
-    for b, labels in enumerate(label_lists):
-        for k, l in enumerate(check_labels(labels)):
-            c, s = l.split(); col[b, k], shp[b, k] = COLORS.index(c), SHAPES.index(s)
-    return col, shp
-
-def trace(S, o, d, per_scene):
-    "Entry distance (B,K,P) of rays into every object slot: o, d are 3 tensors (B,P) per scene or shared (P,)."
-    B, K = S['shape'].shape
-    t = torch.full((B, K, d[0].shape[-1]), INF)
-    for s, hit in enumerate(HITS):
-        b, k = (S['shape'] == s).nonzero(as_tuple=True)      # all objects of this shape, in one call
-        if len(b) == 0: continue
-        rows = (lambda v: v[b]) if per_scene else (lambda v: v)
-        t[b, k] = hit(*map(rows, o), *map(rows, d), *[S[f][b, k, None] for f in FIELDS])
-    return t
-
-def _visible(S, n_rays=32):
-    "Per object: visible and unoccluded ray counts (B,K) in a small ID render."
-    d = camera_rays(n_rays, n_rays, 1)
-    t = trace(S, CAM_POS, d, per_scene=False)
-    t_min, kid = t.min(1)
-    front = t_min < -CAM_POS[2] / d[2]                       # nearer than the floor
-    vis = torch.stack([((kid == k) & front).sum(-1) for k in range(t.shape[1])], 1)
-    return vis, (t < INF).sum(-1)
-
-def layout(label_lists, keys, seed=0, material=None, scale=None, rounds=8, min_frac=0.4, min_px=2):
-    "Place the objects of a batch of scenes: dict of (B,K) tensors (see `FIELDS`) plus colours and materials."
-    col, shp = _label_ids(label_lists)
-    B, K = col.shape
-    k, i = np.asarray(keys, dtype=np.uint64)[:, None], np.arange(K)[None]
-    u = lambda field: torch.from_numpy(hash_uniform(seed, k, i, field))                # (B,K) uniforms
-    big = u(0) < 0.5 if scale is None else torch.full((B, K), scale == 'large')
-    metal = u(1) < 0.5 if material is None else torch.full((B, K), material == 'metal')
-    theta = u(2) * 2 * math.pi
-    cand = hash_uniform(seed, k[..., None, None], i[..., None, None], 3, np.arange(2)[:, None], np.arange(N_CAND))
-    cand = (torch.from_numpy(cand) * 2 - 1) * EXTENT                                    # (B,K,2,C) positions
-    r = torch.where(big, SIZES['large'], SIZES['small']).double()                       # footprint radius
-    h = torch.where(shp == 0, r / math.sqrt(2), r).float()
-    S = dict(shape=torch.full((B, K), -1), cx=torch.zeros(B, K), cy=torch.zeros(B, K), cz=h, h=h,
-             cs=theta.cos().float(), sn=theta.sin().float())
-    xy = torch.zeros(B, K, 2, dtype=torch.float64)
-    for j in range(K):
-        gap = (cand[:, j, :, :, None] - xy[:, :j].transpose(1, 2)[:, :, None]).norm(dim=1)  # (B,C,j)
-        free = (gap > r[:, j, None, None] + r[:, None, :j] + MARGIN).all(-1)              # (B,C)
-        rank, attempt = free.cumsum(1), torch.zeros(B, dtype=torch.long)
-        todo = (torch.tensor([len(l) for l in label_lists]) > j).nonzero()[:, 0]
-        S['shape'][todo, j] = shp[todo, j]
-        for rnd in range(rounds):
-            nth = free & (rank == attempt[:, None] + 1)                                     # attempt-th free candidate
-            pick = torch.where(nth.any(1), nth.byte().argmax(1), free.byte().argmax(1))[todo]
-            xy[todo, j] = cand[todo, j, :, pick]
-            S['cx'][todo, j], S['cy'][todo, j] = xy[todo, j, 0].float(), xy[todo, j, 1].float()
-            if rnd == rounds - 1: break
-            vis, own = _visible({f: v[todo, :j + 1] for f, v in S.items()})
-            hidden = ((vis < min_frac * own) | (vis < min_px)).any(1)
-            todo = todo[hidden]
-            attempt[todo] += 1
-            if len(todo) == 0: break
-    rgb = torch.tensor([COLOR_RGB[c] for c in COLORS]) / 255
-    S.update(rgb=rgb[col.clamp(min=0)] ** 2, metal=metal, big=big, col=col,   # albedo in linear light (gamma 2)
-             light=torch.from_numpy(hash_uniform(seed, k, 99, np.arange(3))).float() - 0.5)  # key-light jitter
-    return S
-
-# %% ../nbs/00_data.ipynb 48
-KEY, FILL, BACK = (2.0, -7.0, 5.5), (7.0, 4.0, 4.0), (-6.0, 4.0, 6.0)   # light positions
-I_KEY, I_FILL, I_BACK, I_AMB = 1.0, 0.2, 0.15, 0.2                       # their intensities
-KEY_RADIUS = 0.7          # radius of the key light: the softness of shadows
-FLOOR = 0.48 ** 2         # floor albedo (linear)
-
-def _unit(x, y, z):
-    "Normalise a vector given as 3 tensors."
-    n = (x * x + y * y + z * z).sqrt()
-    return x / n, y / n, z / n
-
-def _pow2k(x, n):
-    "x**n for n a power of 2, by squaring."
-    while n > 1: x, n = x * x, n // 2
-    return x
-
-def normals(g, px, py, pz):
-    "Unit normals at points p on the objects g (dict of per-ray object parameters (B,P))."
-    vx, vy, vz = (px - g['cx']) / g['h'], (py - g['cy']) / g['h'], (pz - g['cz']) / g['h']
-    lx, ly = vx * g['cs'] + vy * g['sn'], vy * g['cs'] - vx * g['sn']              # cube frame
-    qx, qy, qz = _pow2k(lx, 16) * lx, _pow2k(ly, 16) * ly, _pow2k(vz, 16) * vz     # rounded-box normal ~ q^17
-    cube = (qx * g['cs'] - qy * g['sn'], qx * g['sn'] + qy * g['cs'], qz)
-    side = _pow2k(vx * vx + vy * vy, 8)                                            # cylinder: side vs cap
-    cyl = (vx * side, vy * side, qz)
-    s = g['shape']
-    n = [torch.where(s == 1, sph, torch.where(s == 0, cu, cy)) for sph, cu, cy in zip((vx, vy, vz), cube, cyl)]
-    return _unit(*n)
-
-@lru_cache(maxsize=16)
-def light_samples(h, w, ss, n):
-    "Offsets (n,3,P) on the key light's disk for the n shadow rays of each subpixel ray, stratified per pixel."
-    m = ss * ss * n
-    i, sy, j, sx, q = np.ix_(range(h), range(ss), range(w), range(ss), range(n))
-    s = (sy * ss + sx) * n + q                                   # which of the pixel's m strata
-    r = np.sqrt(hash_uniform(2, i, j, s))
-    phi = 2 * np.pi * ((s + hash_uniform(3, i, j, s)) / m + hash_uniform(4, i, j))
-    x, y = r * np.cos(phi), r * np.sin(phi)                    # points on a horizontal disk
-    xyz = np.stack([x * KEY_RADIUS, y * KEY_RADIUS, np.zeros_like(x)])
-    return torch.from_numpy(xyz).float().reshape(3, -1, n).permute(2, 0, 1).contiguous()
-
-# %% ../nbs/00_data.ipynb 50
-RENDER_VERSION = 2   # bump when the images change: cached datasets get re-rendered
-
-def _shade(S, H, W, ss):
-    "Render a batch of laid-out scenes: linear RGB (B,3,P) of every subpixel ray and its object index."
-    B = S['shape'].shape[0]
-    dx, dy, dz = d = camera_rays(H, W, ss)
-    t_obj, kid = trace(S, CAM_POS, d, per_scene=False).min(1)
-    t_floor = -CAM_POS[2] / dz
-    obj = t_obj < t_floor
-    t = torch.where(obj, t_obj, t_floor)
-    px, py, pz = CAM_POS[0] + t * dx, CAM_POS[1] + t * dy, CAM_POS[2] + t * dz
-    g = {f: S[f].gather(1, kid) for f in FIELDS + ('shape',)}
-    nx, ny, nz = normals(g, px, py, pz)
-    nx, ny, nz = nx.masked_fill(~obj, 0.), ny.masked_fill(~obj, 0.), nz.masked_fill(~obj, 1.)
-    # key light: direction, soft shadow from n_shadow rays per subpixel
-    L = torch.tensor(KEY) + S['light']
-    lx, ly, lz = L[:, :1] - px, L[:, 1:2] - py, L[:, 2:] - pz
-    dist = (lx * lx + ly * ly + lz * lz).sqrt()
-    lx, ly, lz = lx / dist, ly / dist, lz / dist
-    o = (px + nx * 2e-3, py + ny * 2e-3, pz + nz * 2e-3)
-    n_shadow = max(1, 8 // (ss * ss))
-    lit = 0
-    for off in light_samples(H, W, ss, n_shadow):
-        sx, sy, sz = L[:, :1] + off[0] - px, L[:, 1:2] + off[1] - py, L[:, 2:] + off[2] - pz
-        sd = (sx * sx + sy * sy + sz * sz).sqrt()
-        lit = lit + (trace(S, o, (sx / sd, sy / sd, sz / sd), per_scene=True).min(1).values >= sd).float()
-    lit = lit / n_shadow
-    key = I_KEY * lit * (nx * lx + ny * ly + nz * lz).clamp(min=0) * (9.0 / dist)
-    def lambert(p):
-        ax, ay, az = _unit(p[0] - px, p[1] - py, p[2] - pz)
-        return (nx * ax + ny * ay + nz * az).clamp(min=0)
-    # ambient occlusion: the floor darkens near objects' footprints, objects near the floor
-    d2 = (px[:, None] - S['cx'][..., None]) ** 2 + (py[:, None] - S['cy'][..., None]) ** 2
-    foot = (S['h'] * torch.where(S['shape'] == 0, math.sqrt(2), 1.0)).masked_fill(S['shape'] < 0, 0)[..., None] ** 2
-    occ = (1 - (d2 - 0.6 * foot) / (2.5 * foot)).clamp(0, 1).amax(1)
-    ao = torch.where(obj, 0.55 + 0.45 * (pz / (2 * g['h'])).clamp(0, 1), 1 - 0.5 * occ * occ)
-    diffuse = key + ao * (I_FILL * lambert(FILL) + I_BACK * lambert(BACK) + I_AMB * (0.6 + 0.4 * nz))
-    # highlights and the metal's environment reflection
-    hx, hy, hz = _unit(lx - dx, ly - dy, lz - dz)
-    n16 = _pow2k((nx * hx + ny * hy + nz * hz).clamp(min=0), 16)
-    n32 = n16 * n16
-    dn = dx * nx + dy * ny + dz * nz
-    rz = dz - 2 * dn * nz                                             # reflected ray's height
-    above = (rz * 8).clamp(-1, 1) * 0.5 + 0.5
-    env = FLOOR * 0.6 * (1 - above) + (0.3 + rz.clamp(0, 1)) * above
-    fresnel = _pow2k((1 + dn).clamp(0, 1), 4) * (1 + dn).clamp(0, 1)
-    metal = S['metal'].gather(1, kid) & obj
-    rgb = []
-    for c in range(3):
-        alb = torch.where(obj, S['rgb'][..., c].gather(1, kid), FLOOR)
-        rubber = alb * diffuse + 0.1 * lit * n16
-        shiny = alb * 0.1 * diffuse + (alb + (1 - alb) * 0.6 * fresnel) * env + (0.6 * n32 + 4 * _pow2k(n32, 8)) * lit * (0.3 + 0.7 * alb)
-        rgb.append(torch.where(metal, shiny, rubber))
-    return torch.stack(rgb, 1), torch.where(obj, kid, -1)
-
-def _downsample(x, H, W, ss):
-    "Average each pixel's ss x ss subpixels: (B,C,P) -> (B,C,H,W)."
-    x = x.view(*x.shape[:2], H, ss, W, ss)
-    acc = 0
-    for a in range(ss):
-        for b in range(ss): acc = acc + x[:, :, :, a, :, b]
-    return acc / (ss * ss)
-
-def _scene_info(S, label_lists):
-    "Per scene, the list of its objects' attributes."
-    return [[dict(label=l, size='large' if S['big'][b, k] else 'small', material='metal' if S['metal'][b, k] else 'rubber',
-                  x=round(S['cx'][b, k].item(), 3), y=round(S['cy'][b, k].item(), 3),
-                  rotation=round(math.degrees(math.atan2(S['sn'][b, k], S['cs'][b, k])) % 360, 1))
-             for k, l in enumerate(labels)] for b, labels in enumerate(label_lists)]
-
-@contextmanager
-def torch_threads(n):
-    "Run torch with n intra-op threads inside the block, then restore the setting."
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try: yield
-    finally: torch.set_num_threads(old)
-
-def _render_batch(label_lists, keys, H, W, ss, seed, material, scale, info):
-    "One batch: uint8 images, and with info the object index map and the objects' attributes."
-    S = layout(label_lists, keys, seed, material, scale)
-    rgb, kid = _shade(S, H, W, ss)
-    img = (_downsample(rgb.clamp(0, 1).sqrt(), H, W, ss) * 255).round().to(torch.uint8)
-    if not info: return img, None, None
-    kid = kid.view(-1, H, ss, W, ss)
-    first = kid[:, :, :1, :, :1]
-    pure = (kid == first).all(4).all(2)                               # every subpixel on the same surface
-    return img, torch.where(pure, first[:, :, 0, :, 0], -2).to(torch.int8), _scene_info(S, label_lists)
-
-def render(label_lists, size=64, seed=0, keys=None, material=None, scale=None, ss=None, batch_size=16, info=False, workers=None):
-    "Render CLEVR-like scenes: uint8 (N,3,H,W); with info also (object index map (N,H,W), object attributes)."
-    H, W = (size, size) if isinstance(size, int) else size              # int, or (height, width)
-    ss = ss or max(2, math.ceil(96 / max(H, W)))                        # subpixels per side: 2 at 64, 3 at 32
-    keys = list(range(len(label_lists))) if keys is None else [k if isinstance(k, int) else scene_key(k) for k in keys]
-    batch = lambda s: _render_batch(label_lists[s:s + batch_size], keys[s:s + batch_size], H, W, ss, seed, material, scale, info)
-    with torch_threads(1), ThreadPoolExecutor(workers or os.cpu_count()) as pool:   # one batch per core (see Speed)
-        imgs, ids, objs = zip(*pool.map(batch, range(0, len(label_lists), batch_size))) if label_lists else ([], [], [])
-    imgs = torch.cat(imgs) if imgs else torch.zeros(0, 3, H, W, dtype=torch.uint8)
-    return (imgs, dict(ids=torch.cat(ids), objects=sum(objs, []))) if info else imgs
-
-# %% ../nbs/00_data.ipynb 62
-def object_colours(images, ids, objects, min_px=4):
-    "Mean RGB (0-255) of the pixels fully covered by each object: list of (object attributes, rgb) pairs."
-    out = []
-    for img, idm, objs in zip(images, ids, objects):
-        for k, o in enumerate(objs):
-            m = idm == k
-            if m.sum() >= min_px: out.append((o, img[:, m].float().mean(1)))
-    return out
-
-def nearest_colour(rgb) -> str:
-    "The CLEVR colour whose RGB direction is closest to rgb (brightness does not matter)."
-    ref = torch.tensor([COLOR_RGB[c] for c in COLORS], dtype=torch.float)
-    return COLORS[torch.nn.functional.cosine_similarity(ref, rgb[None].float(), dim=1).argmax()]
-
-# %% ../nbs/00_data.ipynb 69
-def random_label_lists(n, max_objects=5, seed=0) -> list:
-    "n random conditions of 1..max_objects distinct labels."
-    if not 1 <= max_objects <= len(LABELS): raise ValueError(f'max_objects must be 1..{len(LABELS)}, got {max_objects}')
-    g = torch.Generator().manual_seed(seed)
-    counts = torch.randint(1, max_objects + 1, (n,), generator=g).tolist()
-    return [[LABELS[i] for i in torch.randperm(len(LABELS), generator=g)[:k].tolist()] for k in counts]
-
-def _write_json(path, obj):
-    "Write json atomically."
-    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=1)))
-
-def _save_png(img, path):
-    "Write one uint8 (3,H,W) image as PNG atomically."
-    atomic_write(path, lambda tmp: Image.fromarray(img.permute(1, 2, 0).numpy()).save(tmp, format='PNG'))
-
-def _render_jobs(labels_file, n_random, max_objects, seed):
-    "File names, label lists and the identifying parameters of a render job."
-    if labels_file is not None and n_random: raise ValueError('give either a labels file or n_random > 0, not both')
-    if n_random:
-        lists = random_label_lists(n_random, max_objects, seed)
-        return [f'{i:06d}.png' for i in range(n_random)], lists, dict(n_random=n_random, max_objects=max_objects)
-    labels_file = labels_file or DATA_DIR / 'train.json'
-    labels = read_labels(labels_file)
-    names = list(labels) if isinstance(labels, dict) else [f'{i:06d}.png' for i in range(len(labels))]
-    lists = list(labels.values()) if isinstance(labels, dict) else labels
-    return names, lists, dict(labels_md5=file_md5(labels_file))
-
-def render_dataset(labels_file, out_dir, size=64, seed=0, n_random=0, max_objects=5, progress=True, chunk=256) -> Path:
-    "Render a labels file (or n_random random scenes) into out_dir as PNGs + labels.json; cached."
-    out = Path(out_dir)
-    names, lists, params = _render_jobs(labels_file, n_random, max_objects, seed)
-    params.update(size=size, seed=seed, version=RENDER_VERSION, count=len(names))
-    manifest = out / 'manifest.json'
-    old = json.loads(manifest.read_text()) if manifest.exists() else {}
-    same = old.get('params') == params
-    if same and old.get('complete'): return out
-    out.mkdir(parents=True, exist_ok=True)
-    _write_json(manifest, dict(params=params, complete=False))
-    _write_json(out / 'labels.json', dict(zip(names, lists)))
-    todo = [i for i, n in enumerate(names) if not (same and (out / n).exists())]
-    keys = [scene_key(n) for n in names]
-    with ThreadPoolExecutor(os.cpu_count()) as pool, tqdm(total=len(todo), desc=f'render {out.name}', disable=not progress) as bar:
-        for s in range(0, len(todo), chunk):
-            idx = todo[s:s + chunk]
-            imgs = render([lists[i] for i in idx], size, seed, keys=[keys[i] for i in idx])
-            list(pool.map(_save_png, imgs, [out / names[i] for i in idx]))
-            bar.update(len(idx))
-    _write_json(manifest, dict(params=params, complete=True))
-    return out
-
-def synthetic_iclevr(size=64, seed=0) -> Path:
-    "The synthetic i-CLEVR training set: train.json rendered once into CACHE_DIR/synthetic/."
-    return render_dataset(DATA_DIR / 'train.json', CACHE_DIR / 'synthetic' / f'train_{size}_s{seed}', size, seed)
-
-# %% ../nbs/00_data.ipynb 75
 def image_transform(size=64):
     "PIL image -> uint8 (3,S,S): plain resize of the whole frame, aspect squashed, never cropped."
     return T.Compose([T.Resize((size, size), interpolation=T.InterpolationMode.BILINEAR, antialias=True), T.PILToTensor()])
@@ -595,7 +261,7 @@ def read_image(path) -> Image.Image:
         with Image.open(path) as im: return im.convert('RGB')
     except Exception as e: raise OSError(f'cannot read image {path} (corrupt or not an image): {e}') from None
 
-# %% ../nbs/00_data.ipynb 82
+# %% ../nbs/00_data.ipynb 47
 def _image_list(root, labels_file):
     "File names and multi-hot labels of a train-format file; every listed image must exist under root."
     labels = read_labels(labels_file)

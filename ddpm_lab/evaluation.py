@@ -4,30 +4,38 @@
 
 # %% ../nbs/05_evaluation.ipynb 4
 from __future__ import annotations
-import json, os, time, pickle, zipfile
+import json, time, pickle, zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import torch, torch.nn.functional as F, torchvision
 from torch import nn
 from torchvision.transforms.v2.functional import gaussian_blur
 from tqdm.auto import tqdm
-from .data import LABELS, COLORS, SHAPES, DATA_DIR, CACHE_DIR, RENDER_VERSION, get_device, device_precision, autocast, atomic_write, check_out_dir, state_checksum, check_checksum, encode, read_labels, render, random_label_lists, save_grid
-from .sampling import SAMPLING_DEFAULTS
+from .data import LABELS, COLORS, SHAPES, DATA_DIR, CACHE_DIR, get_device, device_precision, autocast, atomic_write, check_out_dir, state_checksum, check_checksum, encode, read_labels, save_grid, normalize
+from .render import RENDER_VERSION, render, random_label_lists
+from .data import check_choice
+from .pipeline import load_pipeline, check_state_dict
+from .sampling import sample
 
 # %% auto 0
-__all__ = ['EVAL_SIZE', 'EVALUATOR_PATH', 'REF_SEED', 'HANDIN_LABELS', 'build_evaluator', 'load_evaluator', 'save_evaluator',
+__all__ = ['EVAL_SIZE', 'EVALUATOR_PATH', 'JUDGE2_PATH', 'EVALUATOR_ARCHS', 'ERROR_KINDS', 'REF_SEED', 'COURSE_FILES',
+           'EVAL_FILES', 'HANDIN_LABELS', 'build_evaluator', 'load_evaluator', 'save_evaluator', 'as_float',
            'eval_input', 'predict', 'features', 'topk_mask', 'hits', 'course_accuracy', 'per_image_accuracy',
-           'breakdown', 'confusion', 'frechet_from_stats', 'frechet_distance', 'reference', 'ceiling', 'via_32',
-           'augment', 'train_evaluator', 'evaluate', 'evaluate_seeds', 'denoising_row', 'handin']
+           'breakdown', 'confusion', 'error_kinds', 'frechet_from_stats', 'frechet_distance', 'reference', 'ceiling',
+           'via_32', 'flip', 'augment', 'train_evaluator', 'grain', 'saturation', 'cleanliness', 'evaluate',
+           'evaluate_seeds', 'denoising_row', 'handin']
 
 # %% ../nbs/05_evaluation.ipynb 7
 EVAL_SIZE = 64  # the evaluator reads 64x64 images
-EVALUATOR_PATH = DATA_DIR/'weights'/'evaluator.pth'  # the evaluator shipped with the package
+EVALUATOR_PATH = DATA_DIR/'weights'/'evaluator.pth'   # the evaluator shipped with the package (the course's architecture)
+JUDGE2_PATH = DATA_DIR/'weights'/'judge2.pth'         # a second, independent judge of another family (RegNetY-400MF)
+EVALUATOR_ARCHS = ('resnet18', 'regnet_y_400mf')     # torchvision constructors; the course's is resnet18
 
-def build_evaluator() -> nn.Module:
-    "The course evaluator: torchvision resnet18 (no pretrained weights) with fc = Sequential(Linear(512, 24), Sigmoid())."
-    model = torchvision.models.resnet18(weights=None)
-    model.fc = nn.Sequential(nn.Linear(512, len(LABELS)), nn.Sigmoid())
+def build_evaluator(arch='resnet18') -> nn.Module:
+    "A torchvision classifier (no pretrained weights) whose fc is Sequential(Linear(features, 24), Sigmoid()): the course evaluator for 'resnet18'."
+    check_choice(arch, EVALUATOR_ARCHS, 'evaluator architecture')
+    model = getattr(torchvision.models, arch)(weights=None)
+    model.fc = nn.Sequential(nn.Linear(model.fc.in_features, len(LABELS)), nn.Sigmoid())
     return model
 
 # %% ../nbs/05_evaluation.ipynb 10
@@ -49,21 +57,7 @@ def _listed(items, n=6):
     "At most n items, comma separated, with a count of the rest."
     return ', '.join(items[:n]) + (f' ... and {len(items) - n} more' if len(items) > n else '')
 
-def _check_state(sd, path):
-    "Raise naming every missing, unexpected or misshapen tensor if sd is not the course evaluator's state dict."
-    want = build_evaluator().state_dict()
-    shape = lambda v: tuple(v.shape) if torch.is_tensor(v) else type(v).__name__
-    missing = [f"{k} {shape(v)}" for k, v in want.items() if k not in sd]
-    extra = [f"{k} {shape(v)}" for k, v in sd.items() if k not in want]
-    wrong = [f"{k} expected {shape(want[k])} found {shape(v)}" for k, v in sd.items() if k in want and shape(v) != shape(want[k])]
-    if not (missing or extra or wrong): return
-    msg = [f"{path}: 'model' is not the course evaluator (resnet18, fc = Sequential(Linear(512, 24), Sigmoid()))"]
-    if wrong: msg.append(f"wrong shape: {_listed(wrong)}")
-    if missing: msg.append(f"missing: {_listed(missing)}")
-    if extra: msg.append(f"unexpected: {_listed(extra)}")
-    raise ValueError('; '.join(msg))
-
-def load_evaluator(path=EVALUATOR_PATH, # a course-format weight file: {'model': resnet18 state dict}, fp32 or fp16
+def load_evaluator(path=EVALUATOR_PATH, # a course-format weight file: {'model': state dict} (+ 'arch' when not resnet18), fp32 or fp16
                    device='auto'):       # 'auto' (CUDA, MPS, CPU) or a device name
     "Load a course-format evaluator from any path onto any device, in float32 and eval mode, without running pickled code."
     path = Path(path)
@@ -73,9 +67,11 @@ def load_evaluator(path=EVALUATOR_PATH, # a course-format weight file: {'model':
                  f"keys {_listed([repr(k) for k in ckpt])}" if isinstance(ckpt, dict) else f"a {type(ckpt).__name__}")
         hint = " (a bare state dict: save it as {'model': state_dict})" if isinstance(ckpt, dict) and 'conv1.weight' in ckpt else ''
         raise ValueError(f"{path}: expected the course format, a dict whose key 'model' holds the state dict; found {found}{hint}")
-    _check_state(ckpt['model'], path)
+    arch = ckpt.get('arch', 'resnet18')   # the course's file has no 'arch': it is a resnet18
+    if arch not in EVALUATOR_ARCHS: raise ValueError(f"{path}: evaluator architecture {arch!r} is not one of {', '.join(EVALUATOR_ARCHS)}")
+    model = build_evaluator(arch)
+    check_state_dict(model, ckpt['model'], f"{path}: 'model' is not a {arch} evaluator (fc = Sequential(Linear({model.fc[0].in_features}, 24), Sigmoid()))")
     if 'checksum' in ckpt: check_checksum(ckpt['model'], ckpt['checksum'], path)   # ours carry one; the course's file does not
-    model = build_evaluator()
     model.load_state_dict(ckpt['model'])  # copies into float32 parameters, so fp16 files come back as float32
     return model.to(get_device(device)).eval()
 
@@ -83,18 +79,24 @@ def _atomic_save(obj, path):
     "torch.save, atomically: never a half-written file."
     return atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
-def save_evaluator(model,       # a build_evaluator() model
+def save_evaluator(model,       # a build_evaluator(arch) model
                    path,        # where to write it (atomically)
                    half=False,  # store float tensors in fp16 (half the size; loading restores float32)
-                   meta=None):  # optional plain-python info stored beside 'model'
-    "Write an evaluator in the course format {'model': state_dict} (plus a checksum the course's script ignores), atomically."
+                   meta=None,   # optional plain-python info stored beside 'model'
+                   arch='resnet18'):
+    "Write an evaluator in the course format {'model': state_dict} (plus a checksum and, when not resnet18, its 'arch', which the course's script ignores), atomically."
     sd = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().clone() for k, v in model.state_dict().items()}
-    return _atomic_save({'model': sd, 'checksum': state_checksum(sd)} | ({'meta': meta} if meta else {}), path)
+    extra = ({'meta': meta} if meta else {}) | ({'arch': arch} if arch != 'resnet18' else {})
+    return _atomic_save({'model': sd, 'checksum': state_checksum(sd)} | extra, path)
 
 # %% ../nbs/05_evaluation.ipynb 14
+def as_float(images): # (B,3,H,W) float in [-1,1] or uint8
+    "Images as float in [-1,1]: uint8 through data.normalize, float as they are."
+    return normalize(images) if images.dtype == torch.uint8 else images.float()
+
 def eval_input(images): # (B,3,H,W) float in [-1,1] or uint8
     "Images as the evaluator reads them: float (B,3,64,64) in [-1,1], bilinearly resized from any other size."
-    x = images.float() / 127.5 - 1 if images.dtype == torch.uint8 else images.float()
+    x = as_float(images)
     if x.shape[-2:] != (EVAL_SIZE, EVAL_SIZE):
         x = F.interpolate(x, size=(EVAL_SIZE, EVAL_SIZE), mode='bilinear', align_corners=False, antialias=True)
     return x
@@ -154,6 +156,28 @@ def confusion(scores, targets):
     return torch.diag((top & t).sum(0).float()) + (missed / missed.sum(1, keepdim=True).clamp(min=1)).T @ wrong
 
 # %% ../nbs/05_evaluation.ipynb 28
+ERROR_KINDS = ('colour', 'shape', 'both')
+
+def _kind(missed, wrong):
+    "Pair each missed label with a wrong pick (same shape first, then same colour); the kinds of the pairs."
+    kinds, wrong = [], list(wrong)
+    for m in missed:
+        mc, ms = LABELS[m].split()
+        same = lambda i: [w for w in wrong if LABELS[w].split()[i] == (mc, ms)[i]]
+        w = (same(1) or same(0) or wrong)[0]; wrong.remove(w)
+        wc, ws = LABELS[w].split()
+        kinds.append('colour' if ws == ms else 'shape' if wc == mc else 'both')
+    return kinds
+
+def error_kinds(scores, targets):
+    "Counts of missed labels whose place was taken by a label of the wrong colour only, the wrong shape only, or both."
+    t = targets > 0.5; top = topk_mask(scores, t.sum(1))
+    counts = dict.fromkeys(ERROR_KINDS, 0)
+    for ti, pi in zip(t, top):
+        for k in _kind((ti & ~pi).nonzero().flatten().tolist(), (pi & ~ti).nonzero().flatten().tolist()): counts[k] += 1
+    return counts
+
+# %% ../nbs/05_evaluation.ipynb 31
 def _sqrtm_psd(a):
     "Square root of a symmetric positive semi-definite matrix (negative round-off eigenvalues clipped)."
     w, v = torch.linalg.eigh(a)
@@ -170,7 +194,7 @@ def frechet_distance(f1, f2): # (N1,D), (N2,D) features
     stats = lambda f: (f.double().mean(0), torch.cov(f.double().T))
     return frechet_from_stats(*stats(f1), *stats(f2))
 
-# %% ../nbs/05_evaluation.ipynb 36
+# %% ../nbs/05_evaluation.ipynb 39
 REF_SEED = 1000  # render seed of reference images (training uses seeds 0 and 1 by default)
 
 def _as_evaluator(evaluator, device='auto'):
@@ -196,7 +220,7 @@ def ceiling(evaluator, labels_file, n_renders=10, seed=REF_SEED, size=64):
     x, y = reference(labels_file, n_renders, size, seed)
     return course_accuracy(predict(_as_evaluator(evaluator), x), y)
 
-# %% ../nbs/05_evaluation.ipynb 38
+# %% ../nbs/05_evaluation.ipynb 41
 def _scenes(n, seed, cache=True, chunk=256):
     "n random scenes of 1-5 objects rendered at 64x64: uint8 (n,3,64,64) and targets (n,24), cached."
     path = CACHE_DIR/'synthetic'/f'evaluator_scenes_n{n}_s{seed}_v{RENDER_VERSION}.pt'
@@ -213,11 +237,15 @@ def via_32(x): # (B,3,64,64) float in [-1,1]
     "The 64x64 images as a 32x32 render looks once upsampled: 2x2 average (the renderer's own supersampling), then bilinear."
     return eval_input(F.avg_pool2d(x, 2))
 
+def flip(x, g): # (B,3,H,W); g: a torch.Generator
+    "Each image mirrored left-right with probability 1/2 (a mirrored scene has the same labels)."
+    return torch.where((torch.rand(len(x), generator=g) < 0.5)[:, None, None, None], x.flip(3), x)
+
 def augment(x, g): # (B,3,64,64) in [-1,1] (changed in place); g: a torch.Generator
     "Label-preserving jitter: random flip, shift/zoom of up to ~2 px, slight blur, slight noise; colours untouched."
     u = lambda *s: torch.rand(*s, generator=g)
     some = lambda p: (u(len(x)) < p).nonzero()[:, 0]                 # a random subset of the batch
-    x = torch.where((u(len(x)) < 0.5)[:, None, None, None], x.flip(3), x)
+    x = flip(x, g)
     i = some(0.5); theta = torch.zeros(len(i), 2, 3)
     theta[:, 0, 0] = theta[:, 1, 1] = 1 + 0.06 * (u(len(i)) - 0.5)     # zoom +-3 %
     theta[:, :, 2] = 0.12 * (u(len(i), 2) - 0.5)                      # shift up to 2 px (0.06 of the half-width)
@@ -226,8 +254,11 @@ def augment(x, g): # (B,3,64,64) in [-1,1] (changed in place); g: a torch.Genera
     i = some(0.3); x[i] = (x[i] + 0.08 * u(len(i), 1, 1, 1) * torch.randn(x[i].shape, generator=g)).clamp(-1, 1)
     return x
 
-# %% ../nbs/05_evaluation.ipynb 40
+# %% ../nbs/05_evaluation.ipynb 43
 def train_evaluator(out,                # weight file to write (course format); the history goes to out with .json
+                    arch='resnet18',    # a name in EVALUATOR_ARCHS (the second judge: 'regnet_y_400mf')
+                    jitter=True,        # shift, zoom, blur and noise on top of flips (augment); False: flips only
+                    init=None,          # a weight file of the same architecture to continue from (a second schedule of `epochs`)
                     n_scenes=40_000,    # training scenes of 1-5 random objects (rendered once at 64x64, cached)
                     epochs=10,          # passes over the scenes
                     seed=0,             # seed of the training scenes and of training; held-out scenes use seed + 1
@@ -238,17 +269,22 @@ def train_evaluator(out,                # weight file to write (course format); 
                     amp='auto',         # 'auto' (device_precision: bf16/fp16 by GPU, fp32 elsewhere), or 'bf16' (1.8x faster on this EPYC CPU: the shipped one), 'fp16', 'fp32'
                     device='auto'):
     "Train the course's evaluator architecture on rendered scenes, save it in the course format and return its history."
+    check_choice(arch, EVALUATOR_ARCHS, 'evaluator architecture')
     dev = get_device(device)
     amp = device_precision(dev) if amp == 'auto' else {True: 'bf16', False: 'fp32'}.get(amp, amp)
     if Path(out).resolve() == EVALUATOR_PATH.resolve(): raise ValueError(f'{out} is the shipped evaluator: write a new one elsewhere (it is not overwritten)')
-    config = {k: v for k, v in locals().items() if k not in ('out', 'dev')} | {'out': str(out), 'amp': amp, 'device': str(dev)}
+    config = {k: v for k, v in locals().items() if k not in ('out', 'dev', 'init')} | {'out': str(out), 'amp': amp, 'device': str(dev), 'init': init and str(init)}
     print(f'training the evaluator on {dev} in {amp}')
     torch.manual_seed(seed); g = torch.Generator().manual_seed(seed); t0 = time.time()
     x, y = _scenes(n_scenes, seed)
     xv, yv = _scenes(n_val, seed + 1)
     xv = eval_input(xv)
     hist = {'config': config, 'render_seconds': round(time.time() - t0, 1), 'loss': [], 'epochs': []}
-    model = build_evaluator().to(dev, memory_format=torch.channels_last); trunk = _trunk(model)
+    model = build_evaluator(arch)
+    if init:
+        start = load_evaluator(init, 'cpu').state_dict()
+        check_state_dict(model, start, f'{init} is not a {arch} evaluator'); model.load_state_dict(start)
+    model = model.to(dev, memory_format=torch.channels_last); trunk = _trunk(model)
     scaler = torch.amp.GradScaler(dev.type, enabled=amp == 'fp16')
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     per_epoch = n_scenes // batch_size
@@ -259,7 +295,7 @@ def train_evaluator(out,                # weight file to write (course format); 
         for idx in order[:per_epoch * batch_size].split(batch_size):
             xb = eval_input(x[idx])
             xb = torch.where((torch.rand(len(idx), generator=g) < p32)[:, None, None, None], via_32(xb), xb)
-            xb = augment(xb, g).to(dev, memory_format=torch.channels_last)
+            xb = (augment(xb, g) if jitter else flip(xb, g)).to(dev, memory_format=torch.channels_last)
             with autocast(dev, amp): logits = model.fc[0](trunk(xb))
             loss = F.binary_cross_entropy_with_logits(logits.float(), y[idx].to(dev))
             opt.zero_grad(set_to_none=True); scaler.scale(loss).backward(); scaler.step(opt); scaler.update(); sched.step()
@@ -270,103 +306,146 @@ def train_evaluator(out,                # weight file to write (course format); 
     bar.close(); model.eval()
     hist['ceiling'] = {f'{f}@{s}': ceiling(model, DATA_DIR/f, size=s) for f in ('test.json', 'new_test.json') for s in (64, 32)}
     hist['seconds'] = round(time.time() - t0, 1)
-    save_evaluator(model, out, half=half, meta={'config': config, 'ceiling': hist['ceiling']})
+    save_evaluator(model, out, half=half, meta={'config': config, 'ceiling': hist['ceiling']}, arch=arch)
     atomic_write(Path(out).with_suffix('.json'), lambda tmp: tmp.write_text(json.dumps(hist)))
     print(f"saved {out} ({Path(out).stat().st_size / 1e6:.1f} MB) in {hist['seconds'] / 60:.1f} min; ceilings {hist['ceiling']}")
     return hist
 
-# %% ../nbs/05_evaluation.ipynb 58
+# %% ../nbs/05_evaluation.ipynb 65
+def _unit(images): # (N,3,H,W) float in [-1,1] or uint8
+    "Images as float in [0,1]."
+    return (as_float(images) * 0.5 + 0.5).clamp(0, 1)
+
+def grain(images):
+    "High-frequency energy: the mean absolute 3x3 Laplacian of the luminance, images in [0,1]."
+    lum = (_unit(images) * torch.tensor([0.299, 0.587, 0.114])[:, None, None]).sum(1, keepdim=True)
+    return F.conv2d(lum, torch.tensor([[[[0., 1, 0], [1, -4, 1], [0, 1, 0]]]])).abs().mean().item()
+
+def saturation(images):
+    "Mean per-pixel saturation (max minus min of RGB, images in [0,1]): colour, which the gray floor should not have."
+    x = _unit(images); return (x.amax(1) - x.amin(1)).mean().item()
+
+def cleanliness(images, refs):
+    "grain and saturation of images over those of renders of the same label lists at the same size (1 = as clean as a render)."
+    return dict(grain=grain(images) / grain(refs), saturation=saturation(images) / saturation(refs))
+
+# %% ../nbs/05_evaluation.ipynb 68
+COURSE_FILES = ('test.json', 'new_test.json')               # what the course scores and a student hands in
+EVAL_FILES = COURSE_FILES + ('heldout.json', 'novel.json')   # every evaluation: the course's files and our own (notebook 00)
+
 def _table(rows):
-    "The results as a text table ('-' where a number needs more images than the file has)."
+    "The results as a text table: accuracy and ceiling under each judge, cleanliness, Frechet distance ('-' where a number needs more images than the file has)."
     num = lambda v, w, d: f"{v:>{w}.{d}f}" if v is not None else f"{'-':>{w}}"
-    return '\n'.join([f"{'file':<16}{'accuracy':>9}{'ceiling':>9}{'acc/ceil':>9}{'Frechet':>9}{'floor':>8}{'sample s':>9}"] +
-                     [f"{r['file']:<16}{r['accuracy']:>9.4f}{r['ceiling']:>9.4f}{num(r['relative'], 9, 3)}{num(r['frechet'], 9, 2)}"
-                      f"{num(r['frechet_floor'], 8, 2)}{r['sample_seconds']:>9.1f}" for r in rows])
+    return '\n'.join([f"{'file':<15}{'accuracy':>9}{'ceiling':>8}{'judge2':>8}{'ceiling':>8}{'grain':>7}{'colour':>7}{'Frechet':>9}{'floor':>8}{'sample s':>9}"] +
+                     [f"{r['file']:<15}{r['accuracy']:>9.4f}{r['ceiling']:>8.4f}{r['judge2']['accuracy']:>8.4f}{r['judge2']['ceiling']:>8.4f}"
+                      f"{r['grain']:>7.2f}{r['saturation']:>7.2f}{num(r['frechet'], 9, 2)}{num(r['frechet_floor'], 8, 2)}{r['sample_seconds']:>9.1f}" for r in rows])
+
+def _judged(judge, imgs, cond, ref, ref_y):
+    "One judge's accuracy, ceiling (on the renders) and kinds of error."
+    p = predict(judge, imgs)
+    return dict(accuracy=course_accuracy(p, cond), ceiling=course_accuracy(predict(judge, ref), ref_y), errors=error_kinds(p, cond))
 
 def _frechet(f1, f2):
     "Frechet distance, or None when a set has fewer than 2 images (no covariance)."
     return frechet_distance(f1, f2) if min(len(f1), len(f2)) >= 2 else None
 
-def _generator(ckpt, sampler, steps, w, eta, seed, device):
-    "(images-from-cond function, config, sampler settings) of a diffusion or GAN checkpoint."
-    from ddpm_lab.train import load_model      # imported here because ddpm_lab.train may use this module
-    from ddpm_lab.sampling import sample
-    from ddpm_lab.gan import is_gan_checkpoint, load_generator, generate
-    if is_gan_checkpoint(ckpt):                   # a conditional GAN (07_gan): one generator pass per image
-        G, cfg = load_generator(ckpt, device); dev = next(G.parameters()).device
-        return (lambda cond: generate(G, cond.to(dev), seed=seed).cpu()), cfg, ('gan', None, None, None)
-    model, schedule, cfg = load_model(ckpt, ema=True, device=device); dev = next(model.parameters()).device
-    make = lambda cond: sample(model, schedule, cond.to(dev), sampler=sampler, steps=steps, w=w, eta=eta, pred=cfg['pred'], size=cfg['size'], seed=seed).cpu()
-    return make, cfg, (sampler, steps, w, eta)
+def _diffusion(ckpt, sampler, steps, w, eta, device):
+    "A diffusion checkpoint as an images-from-labels function f(cond, seed), with the sampler settings it uses (None: the checkpoint's recommended ones)."
+    pipe = load_pipeline(ckpt, device=device); dev = next(pipe.net.parameters()).device
+    given = dict(sampler=sampler, steps=steps, w=w)
+    settings = {k: pipe.sampling[k] if v is None else v for k, v in given.items()} | dict(eta=eta)
+    return (lambda cond, seed: sample(pipe, cond.to(dev), **settings, seed=seed).cpu()), settings
 
-def evaluate(ckpt,                # diffusion checkpoint (ddpm_lab.train) or conditional GAN checkpoint (ddpm_lab.gan)
+def evaluate(ckpt,                # diffusion checkpoint, or a function f(cond, seed) -> images in [-1,1] with a `settings` dict (a GAN's: ddpm_lab.gan.as_generator)
              evaluator=None,      # evaluator module or course-format weight file (default: the shipped one)
-             labels_files=None,   # label-list files (default: test.json and new_test.json)
-             sampler=SAMPLING_DEFAULTS['sampler'], steps=SAMPLING_DEFAULTS['steps'], w=SAMPLING_DEFAULTS['w'], eta=0.,  # sampling (see ddpm_lab.sampling.sample)
+             labels_files=None,   # label-list files (default: EVAL_FILES, the course's two and our heldout and novel lists)
+             sampler=None, steps=None, w=None, eta=0.,  # sampling (see ddpm_lab.sampling.sample); None: the checkpoint's recommended setting
              seed=0,              # seed of the initial noise
              out=None,            # folder for the grids and results.json (None: write nothing)
              n_renders=10,        # reference renders of each label list for the ceiling and the Frechet reference
-             device='auto'):      # 'auto' (CUDA, MPS, CPU) or a device name
-    "Sample each label file with a checkpoint, score it, print a table of accuracy, ceiling and Frechet distance; return the results. Grids are saved at 64x64 per image, as the evaluator reads them."
-    files = labels_files or [DATA_DIR/'test.json', DATA_DIR/'new_test.json']
+             device='auto',       # 'auto' (CUDA, MPS, CPU) or a device name
+             judge2=JUDGE2_PATH): # the second judge: a module or weight file
+    "Sample each label file with a checkpoint; score it under both judges against their ceilings, measure its cleanliness and Frechet distance; print a table and return the results. Grids are saved at 64x64 per image, as the evaluators read them."
+    files = labels_files or [DATA_DIR/f for f in EVAL_FILES]
     lists = {f: _label_lists(f) for f in map(Path, files)}   # every input read and checked before any sampling
-    make, cfg, (sampler, steps, w, eta) = _generator(ckpt, sampler, steps, w, eta, seed, device)
-    ev, size = _as_evaluator(evaluator, device), cfg['size']
+    make, settings = (ckpt, ckpt.settings) if callable(ckpt) else _diffusion(ckpt, sampler, steps, w, eta, device)
+    ev, j2 = _as_evaluator(evaluator, device), _as_evaluator(judge2, device)
     if out: check_out_dir(out)   # and the output too
     rows = []
     for f in map(Path, files):
         cond = encode(lists[f])
         t0 = time.time()
-        imgs = make(cond)
-        secs = time.time() - t0
+        imgs = make(cond, seed)
+        secs, size = time.time() - t0, imgs.shape[-1]
         ref, ref_y = reference(f, n_renders, size)
         ref_feats = features(ev, ref)
-        acc, ceil = course_accuracy(predict(ev, imgs), cond), course_accuracy(predict(ev, ref), ref_y)
-        rows.append(dict(file=f.name, accuracy=acc, ceiling=ceil, relative=acc / ceil if ceil else None,
+        first = _judged(ev, imgs, cond, ref, ref_y)
+        rows.append(dict(file=f.name, **first, relative=first['accuracy'] / first['ceiling'] if first['ceiling'] else None,
+                         judge2=_judged(j2, imgs, cond, ref, ref_y), **cleanliness(imgs, ref[:len(imgs)]),
                          frechet=_frechet(features(ev, imgs), ref_feats), sample_seconds=round(secs, 2),
                          frechet_floor=_frechet(features(ev, reference(f, 1, size, REF_SEED + 1)[0]), ref_feats)))
         if out: save_grid(eval_input(imgs), Path(out)/f'{f.stem}.png', ncol=8)
-    res = dict(ckpt=str(ckpt), sampler=sampler, steps=steps, w=w, eta=eta, seed=seed, size=size, results=rows)
+    res = dict(ckpt=str(getattr(ckpt, 'name', ckpt)), **settings, seed=seed, size=size, results=rows)
     print(_table(rows))
     if out: atomic_write(Path(out)/'results.json', lambda tmp: tmp.write_text(json.dumps(res, indent=1)))
     return res
 
+def _errors(runs, i, judge):
+    "Kinds of error on the i-th file summed over runs, under 'evaluator' or 'judge2'."
+    rows = [run['results'][i] for run in runs]
+    return {k: sum((r if judge == 'evaluator' else r['judge2'])['errors'][k] for r in rows) for k in ERROR_KINDS}
+
+def _reused(ckpt, seed, folder, kw):
+    "The results an earlier run saved in folder for this checkpoint, seed, label files and sampling; None when there are none."
+    saved = Path(folder)/'results.json' if folder else None
+    if not saved or not saved.is_file(): return None
+    res = json.loads(saved.read_text())
+    files = [Path(f).name for f in kw.get('labels_files') or EVAL_FILES]
+    asked = {k: kw[k] for k in ('sampler', 'steps', 'w', 'eta') if kw.get(k) is not None}
+    same = res['ckpt'] == str(getattr(ckpt, 'name', ckpt)) and res['seed'] == seed and [r['file'] for r in res['results']] == files
+    return res if same and all(res[k] == v for k, v in asked.items()) and 'judge2' in res['results'][0] else None
+
 def evaluate_seeds(ckpt, seeds=(0, 1, 2, 3, 4), out=None, **kw):
-    "`evaluate` once per sampling seed (into out/seed<S>); per file the mean and sample standard deviation over the seeds, written to out/summary.json."
-    runs = [evaluate(ckpt, seed=s, out=Path(out)/f'seed{s}' if out else None, **kw) for s in seeds]
+    "`evaluate` once per sampling seed (into out/seed<S>, reusing a seed saved there before, so runs can share the seeds); per file the mean and sample standard deviation over the seeds, written to out/summary.json."
+    folders = {s: Path(out)/f'seed{s}' if out else None for s in seeds}
+    runs = [_reused(ckpt, s, folders[s], kw) or evaluate(ckpt, seed=s, out=folders[s], **kw) for s in seeds]
     stat = lambda v: dict(mean=sum(v) / len(v), std=float(torch.tensor(v).std()) if len(v) > 1 else 0., values=v)
-    files = {r['file']: dict(accuracy=stat([run['results'][i]['accuracy'] for run in runs]), ceiling=r['ceiling'],
-                             frechet=stat([run['results'][i]['frechet'] for run in runs]) if r['frechet'] is not None else None)
+    of = lambda i, get: stat([get(run['results'][i]) for run in runs])
+    files = {r['file']: dict(accuracy=of(i, lambda r: r['accuracy']), ceiling=r['ceiling'],
+                             judge2=of(i, lambda r: r['judge2']['accuracy']), judge2_ceiling=r['judge2']['ceiling'],
+                             grain=of(i, lambda r: r['grain']), saturation=of(i, lambda r: r['saturation']),
+                             errors={j: _errors(runs, i, j) for j in ('evaluator', 'judge2')},
+                             frechet=of(i, lambda r: r['frechet']) if r['frechet'] is not None else None)
              for i, r in enumerate(runs[0]['results'])}
     summary = {k: runs[0][k] for k in ('ckpt', 'sampler', 'steps', 'w', 'eta', 'size')} | dict(seeds=list(seeds), files=files)
-    print(f"mean over seeds {list(seeds)}: " + ', '.join(f"{f} {v['accuracy']['mean']:.4f} +- {v['accuracy']['std']:.4f}" for f, v in files.items()))
+    print(f"mean over seeds {list(seeds)}, evaluator / judge2:\n" + '\n'.join(f"  {f:14s} {v['accuracy']['mean']:.4f} +- {v['accuracy']['std']:.4f} / "
+                                                                             f"{v['judge2']['mean']:.4f} +- {v['judge2']['std']:.4f}" for f, v in files.items()))
     if out: atomic_write(Path(out)/'summary.json', lambda tmp: tmp.write_text(json.dumps(summary, indent=1)))
     return summary
 
-# %% ../nbs/05_evaluation.ipynb 62
+# %% ../nbs/05_evaluation.ipynb 76
 HANDIN_LABELS = ['red sphere', 'cyan cylinder', 'cyan cube']   # the course's denoising-process condition
 
-def denoising_row(ckpt, labels=HANDIN_LABELS, sampler=SAMPLING_DEFAULTS['sampler'], steps=SAMPLING_DEFAULTS['steps'], w=SAMPLING_DEFAULTS['w'], eta=0., seed=0, frames=10, device='auto'):
-    "(frames,3,64,64) in [-1,1]: x_t from pure noise (first) to the final image (last), evenly spaced over the reverse process."
-    from ddpm_lab.train import load_model
-    from ddpm_lab.sampling import sample
+def denoising_row(ckpt, labels=HANDIN_LABELS, sampler=None, steps=None, w=None, eta=0., seed=0, frames=10, device='auto'):
+    "(frames,3,64,64) in [-1,1]: x_t from pure noise (first) to the final image (last), evenly spaced over the reverse process (None: the checkpoint's sampler settings)."
+    pipe = load_pipeline(ckpt, device=device); dev = next(pipe.net.parameters()).device
+    steps = steps or pipe.sampling['steps']
     if not 2 <= frames <= steps + 1: raise ValueError(f'frames must be from 2 to steps + 1 = {steps + 1}, got {frames}')
-    model, schedule, cfg = load_model(ckpt, device=device); dev = next(model.parameters()).device
-    x, snaps = sample(model, schedule, encode([labels]).to(dev), sampler, steps, w, eta, pred=cfg['pred'], size=cfg['size'], seed=seed, keep=frames - 1)
+    x, snaps = sample(pipe, encode([labels]).to(dev), sampler, steps, w, eta, seed=seed, keep=frames - 1)
     return eval_input(torch.cat([snaps['xt'][:, 0], x.cpu()]).clamp(-1, 1))
 
 def handin(ckpt,               # diffusion checkpoint
            out,                # folder for test.png, new_test.png, denoising.png, accuracy.md, results.json
            evaluator=None,     # the course's checkpoint.pth, or None for the shipped evaluator
-           sampler=SAMPLING_DEFAULTS['sampler'], steps=SAMPLING_DEFAULTS['steps'], w=SAMPLING_DEFAULTS['w'], eta=0., seed=0,  # sampling (see ddpm_lab.sampling.sample)
+           sampler=None, steps=None, w=None, eta=0., seed=0,  # sampling (see ddpm_lab.sampling.sample); None: the checkpoint's recommended setting
            frames=10,          # images in the denoising row (the course asks for at least 8)
            device='auto'):
     "Write the course's deliverables into out: the two 8-per-row grids at 64x64, the denoising row, and the accuracy table; returns the paths and results."
-    res, out = evaluate(ckpt, evaluator, None, sampler, steps, w, eta, seed, out, device=device), Path(out)   # checks out first
+    res, out = evaluate(ckpt, evaluator, [DATA_DIR/f for f in COURSE_FILES], sampler, steps, w, eta, seed, out, device=device), Path(out)   # checks out first
     row = denoising_row(ckpt, HANDIN_LABELS, sampler, steps, w, eta, seed, frames, device)
     save_grid(row, out/'denoising.png', ncol=len(row))
     judge = 'the shipped evaluator' if evaluator is None else 'the given evaluator' if isinstance(evaluator, nn.Module) else f'evaluator {Path(evaluator).name}'
-    table = ['| labels file | images | accuracy |', '|---|---|---|'] + [f"| {r['file']} | 32 | {r['accuracy']:.4f} |" for r in res['results']]
-    note = f"{Path(ckpt).name}, {sampler} {steps} steps, w = {w:g}, seed {seed}, scored by {judge}"
+    table = ['| labels file | images | accuracy | second judge |', '|---|---|---|---|'] + [f"| {r['file']} | 32 | {r['accuracy']:.4f} | {r['judge2']['accuracy']:.4f} |" for r in res['results']]
+    note = f"{Path(ckpt).name}, {res['sampler']} {res['steps']} steps, w = {res['w']:g}, seed {seed}, scored by {judge}; second judge: {JUDGE2_PATH.name} (regnet_y_400mf, trained independently of the first)"
     atomic_write(out/'accuracy.md', lambda tmp: tmp.write_text('\n'.join(table + ['', note, ''])))
     return dict(grids=[out/'test.png', out/'new_test.png'], denoising=out/'denoising.png', table=out/'accuracy.md', results=res)

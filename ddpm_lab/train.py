@@ -4,22 +4,26 @@
 
 # %% auto 0
 __all__ = ['N_TRAIN', 'BASE', 'PRESETS', 'CONFIG_RULES', 'preset_config', 'check_config', 'get_config', 'describe_preset',
-           'min_snr_weight', 'diffusion_loss', 'lr_at', 'ema_update', 'save_checkpoint', 'load_checkpoint',
-           'check_state_dict', 'make_model', 'load_model', 'export_checkpoint', 'training_data', 'step_seed',
-           'bf16_speedup', 'check_precision', 'fast_path', 'describe_fast_path', 'stop_flag', 'run_lock',
-           'fitted_steps', 'train']
+           'min_snr_weight', 'diffusion_loss', 'lr_at', 'ema_update', 'training_data', 'step_seed', 'bf16_speedup',
+           'check_precision', 'fast_path', 'describe_fast_path', 'restore', 'plot_losses', 'stop_flag', 'run_lock',
+           'fitted_steps', 'Callback', 'Progress', 'save_run', 'Checkpoints', 'FitSteps', 'train']
 
 # %% ../nbs/03_train.ipynb 4
-import copy, hashlib, json, math, os, shutil, signal, threading, time
+import copy, json, math, os, signal, threading, time
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
+from types import SimpleNamespace
 import torch, torch.distributed as dist
+from torch import nn
+from filelock import FileLock, Timeout
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DistributedSampler
 from tqdm.auto import tqdm
-from .data import DATA_DIR, CACHE_DIR, PRECISIONS, get_device, device_precision, autocast, atomic_write, check_out_dir, state_checksum, check_checksum, check_finite, normalize, load_tensors, synthetic_iclevr, render_dataset, read_labels, encode
+from .data import DATA_DIR, CACHE_DIR, PRECISIONS, check_choice, get_device, device_precision, autocast, atomic_write, check_out_dir, normalize, load_tensors, read_labels
+from .render import synthetic_iclevr, render_dataset
 from .schedule import Schedule
-from .unet import build_model, n_params
+from .unet import n_params
+from .pipeline import save_checkpoint, load_checkpoint, check_state_dict, make_model
 
 # %% ../nbs/03_train.ipynb 17
 N_TRAIN = 18009  # images in train.json
@@ -63,13 +67,13 @@ PRESETS = dict(
 # %% ../nbs/03_train.ipynb 18
 def preset_config(base, presets, preset, overrides, kind=''):
     "`base` updated by `presets[preset]` and by `key=value` overrides (`model.x` reaches into the model dict); `kind` names the family in errors."
-    if preset not in presets: raise ValueError(f'unknown {kind}preset {preset!r}; valid presets: {", ".join(presets)}')
+    check_choice(preset, presets, f'{kind}preset', 'presets')
     cfg = copy.deepcopy(base)
     cfg.update({k: copy.deepcopy(v) for k, v in presets[preset].items() if k != '_about'}, preset=preset)
     for k, v in overrides.items():
         if k.startswith('model.') and isinstance(cfg.get('model'), dict): cfg['model'][k[6:]] = v
         elif k in cfg: cfg[k] = v
-        else: raise ValueError(f'unknown {kind}config key {k!r}; valid keys: {", ".join(sorted(cfg))}')
+        else: check_choice(k, sorted(cfg), f'{kind}config key', 'keys')
     return check_config(cfg)
 
 _int = lambda lo: (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= lo, f'an integer >= {lo}')
@@ -134,73 +138,7 @@ def ema_update(ema, model, decay, step):
     for pe, pm in zip(ema.parameters(), model.parameters()): pe.lerp_(pm.detach(), 1 - d)
     for be, bm in zip(ema.buffers(), model.buffers()): be.copy_(bm)
 
-# %% ../nbs/03_train.ipynb 28
-_WEIGHTS = ('model', 'ema')   # the state dicts of a checkpoint that are checksummed and checked for NaN/inf
-
-def save_checkpoint(path, state):
-    "Write a checkpoint atomically with a checksum of its weights; refuse (FloatingPointError) weights holding NaN or inf."
-    for k in _WEIGHTS:
-        if state.get(k) is not None: check_finite(state[k], f'not saving {path}: its {k} weights')
-    state = dict(state, checksum={k: state_checksum(state[k]) for k in _WEIGHTS if state.get(k) is not None})
-    return atomic_write(path, lambda tmp: torch.save(state, tmp))
-
-def load_checkpoint(path, map_location='cpu'):
-    "Read a ddpm_lab checkpoint without executing pickled code; verify its checksum; clear errors for other files."
-    path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f'no checkpoint at {path}')
-    try: ck = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e: raise ValueError(f'{path} is not a readable torch checkpoint ({type(e).__name__}: {str(e)[:200]})') from None
-    if not isinstance(ck, dict) or 'config' not in ck:
-        found = sorted(ck)[:8] if isinstance(ck, dict) else type(ck).__name__
-        raise ValueError(f'{path} is not a ddpm_lab diffusion checkpoint: expected keys config/model/ema, found {found}'
-                         + (" (this looks like an evaluator weight file)" if isinstance(ck, dict) and 'model' in ck and 'config' not in ck else ''))
-    for k, want in (ck.get('checksum') or {}).items():   # files written before checksums existed have none
-        check_checksum(ck[k], want, f'{path} ({k})')
-    return ck
-
-def check_state_dict(model, sd, what):
-    "Raise a ValueError naming missing, unexpected and mis-shaped tensors of a state dict."
-    own = model.state_dict()
-    missing = [k for k in own if k not in sd]
-    extra = [k for k in sd if k not in own]
-    shapes = [f'{k}: file {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}' for k in own if k in sd and sd[k].shape != own[k].shape]
-    if missing or extra or shapes:
-        raise ValueError(f'{what} does not fit the architecture {type(model).__name__}: '
-                         f'{len(missing)} missing {missing[:3]}, {len(extra)} unexpected {extra[:3]}, {len(shapes)} mis-shaped {shapes[:3]}')
-
-def make_model(cfg):
-    "Build the network a config describes."
-    return build_model(cfg['arch'], img_size=cfg['size'], **cfg['model'])
-
-def load_model(path, ema=True, device='auto'):
-    "Rebuild (model, schedule, config) from a checkpoint alone; EMA weights when present."
-    ck = load_checkpoint(path)
-    cfg = ck['config']
-    if cfg.get('arch') == 'gan': raise ValueError(f'{path} is a GAN checkpoint: load it with ddpm_lab.gan.load_generator')
-    model = make_model(cfg)
-    sd = ck['ema'] if ema and ck.get('ema') is not None else ck['model']
-    check_state_dict(model, sd, f'checkpoint {path} (arch {cfg["arch"]}, {cfg["model"]})')
-    check_finite(sd, f'checkpoint {path}')
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()})
-    return model.to(get_device(device)).eval(), Schedule.from_name(cfg['schedule'], cfg['T'], zero_snr=cfg['zero_snr']), cfg
-
-def _resumable(path):
-    "Is path a training checkpoint (one that holds optimiser state to resume from)?"
-    try: return 'opt' in torch.load(path, map_location='cpu', weights_only=True, mmap=True)
-    except Exception: return False
-
-def export_checkpoint(ckpt, out, half=True):
-    "Keep only the config and the sampling weights (EMA if any), optionally in float16; never over a training checkpoint or the input."
-    ckpt, out = Path(ckpt), Path(out)
-    if out.exists() and out.resolve() == ckpt.resolve(): raise ValueError(f'export --out {out} is the checkpoint being exported: choose another file')
-    if out.is_file() and _resumable(out): raise ValueError(f'{out} is a resumable training checkpoint: export would replace it; choose another file')
-    ck = load_checkpoint(ckpt)
-    sd = ck['ema'] if ck.get('ema') is not None else ck['model']
-    sd = {k: v.half() if half and v.is_floating_point() else v for k, v in sd.items()}
-    save_checkpoint(out, dict(config=ck['config'], model=sd, ema=None, step=ck['step']))
-    return out
-
-# %% ../nbs/03_train.ipynb 30
+# %% ../nbs/03_train.ipynb 29
 def _labels_file(root):
     "The labels file of an image folder: its own labels.json/train.json, else the course train.json."
     for name in ('labels.json', 'train.json'):
@@ -221,7 +159,7 @@ def training_data(cfg, data=None):
     imgs, conds = load_tensors(root, _labels_file(root), size)
     return (imgs[:n], conds[:n]) if n else (imgs, conds)
 
-# %% ../nbs/03_train.ipynb 32
+# %% ../nbs/03_train.ipynb 31
 def _dist_setup(device='auto'):
     "(rank, world size, device), initialising torch.distributed under torchrun (one GPU per process: cuda:LOCAL_RANK)."
     world = int(os.environ.get('WORLD_SIZE', 1))
@@ -237,7 +175,7 @@ def step_seed(seed, rank, step):
     "The seed of one training step of one process: resuming at `step` replays the same random numbers."
     return (seed * 1_000_003 + rank * 7_919 + step) % 2**62
 
-# %% ../nbs/03_train.ipynb 34
+# %% ../nbs/03_train.ipynb 33
 def _pass_seconds(cfg, dev, precision, channels_last, batch, min_seconds=0.5):
     "Seconds of the fastest forward and backward pass of a fresh copy of the config's network on a random batch: one untimed pass, then at least 3 and `min_seconds` (the fastest is the one least disturbed by other jobs)."
     with torch.random.fork_rng(): net = make_model(cfg).to(dev)   # leaves the run's random numbers alone
@@ -284,38 +222,41 @@ def describe_fast_path(cfg, dev, batch=None):
     amp, channels_last = fast_path(cfg, dev, batch)
     return amp + (' autocast with a gradient scaler' if amp == 'fp16' else '') + (', channels_last' if channels_last else ', NCHW')
 
-# %% ../nbs/03_train.ipynb 38
-def _snapshot(model, ema, opt, scaler, step, cfg, losses):
+# %% ../nbs/03_train.ipynb 37
+def _snapshot(r):
     "Everything needed to continue exactly: weights, EMA, optimiser, gradient scaler, step, RNG state, config, history."
     rng = dict(torch=torch.get_rng_state())
     if torch.cuda.is_available(): rng['cuda'] = torch.cuda.get_rng_state_all()
-    return dict(config=cfg, model=model.state_dict(), ema=ema.state_dict() if ema else None, opt=opt.state_dict(),
-                scaler=scaler.state_dict(), step=step, lr=lr_at(step, cfg), rng=rng, losses=list(losses))
+    return dict(config=r.cfg, model=r.model.state_dict(), ema=r.ema.state_dict() if r.ema else None, opt=r.opt.state_dict(),
+                scaler=r.scaler.state_dict(), step=r.step, lr=lr_at(r.step, r.cfg), rng=rng, losses=list(r.losses))
 
 _RESUMABLE = {'steps', 'log_every', 'ckpt_every', 'sample_every', 'sample_steps', 'sample_w', 'amp', 'channels_last'}  # amp, channels_last: speed only
 
-def _restore(ck, path, cfg, model, ema, opt, scaler):
-    "Load a checkpoint `ck` read from `path` into model/EMA/optimiser/scaler; the config may differ only in harmless keys. Returns (step, losses, config)."
-    diff = [k for k in set(cfg) | set(ck['config']) if k not in _RESUMABLE and cfg.get(k) != ck['config'].get(k)]
+def restore(ck, path, cfg, parts, resumable=_RESUMABLE):
+    "Load checkpoint `ck` (read from `path`) into `parts` {key: network or optimiser}, skipping keys it holds no state for; its config may differ from cfg only in `resumable` keys."
+    diff = [k for k in set(cfg) | set(ck['config']) if k not in resumable and cfg.get(k) != ck['config'].get(k)]
     if diff: raise ValueError(f'cannot resume {path}: its config differs in {sorted(diff)}')
-    if 'opt' not in ck: raise ValueError(f'cannot resume {path}: it is an exported checkpoint (weights only, no optimiser state)')
-    check_state_dict(model, ck['model'], f'checkpoint {path}')
-    model.load_state_dict(ck['model']); opt.load_state_dict(ck['opt'])
-    if ema: ema.load_state_dict(ck['ema'])
-    if ck.get('scaler'): scaler.load_state_dict(ck['scaler'])
-    torch.set_rng_state(ck['rng']['torch'])
-    if 'cuda' in ck['rng'] and torch.cuda.is_available(): torch.cuda.set_rng_state_all(ck['rng']['cuda'])
-    return ck['step'], ck['losses'], ck['config']
+    if not any(k.startswith('opt') and k in ck for k in parts): raise ValueError(f'cannot resume {path}: it is an exported checkpoint (weights only, no optimiser state)')
+    for k, part in parts.items():
+        if part is None or ck.get(k) is None: continue
+        if isinstance(part, nn.Module): check_state_dict(part, ck[k], f'{k} of checkpoint {path} does not fit the architecture')
+        part.load_state_dict(ck[k])
 
-def _plot_losses(losses, path):
-    "Save the loss curve (raw and smoothed) as a PNG."
+def plot_losses(series, # {name: list of losses}, one curve each
+                path=None): # save as PNG here (atomically); None: only return the figure
+    "Loss curves, raw (faint) and as a running mean, on a log scale."
     from matplotlib.figure import Figure   # no pyplot: the backend of a notebook stays as it is
     fig = Figure(figsize=(6, 3)); ax = fig.subplots()
-    ax.plot(losses, alpha=0.3, lw=0.5, label='loss')
-    k = max(1, len(losses) // 50)
-    if len(losses) > k: ax.plot(range(k - 1, len(losses)), torch.tensor(losses).unfold(0, k, 1).mean(1), label=f'mean of {k}')
-    ax.set(yscale='log', xlabel='step', ylabel='loss'); ax.legend(); fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format='png'))
+    for name, v in series.items():
+        if not any(v): continue
+        k = max(1, len(v) // 50)
+        line, = ax.plot(v, alpha=0.3, lw=0.5)
+        if len(v) > k: ax.plot(range(k - 1, len(v)), torch.tensor(v).unfold(0, k, 1).mean(1), color=line.get_color(), label=f'{name} (mean of {k})')
+    ax.set(yscale='log', xlabel='step', ylabel='loss')
+    if ax.get_legend_handles_labels()[0]: ax.legend(fontsize=8)
+    fig.tight_layout()
+    if path: atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format='png'))
+    return fig
 
 @contextmanager
 def stop_flag():
@@ -330,7 +271,6 @@ def stop_flag():
 @contextmanager
 def run_lock(out):
     "Hold OUT/.lock for one run: another process on the same folder is refused, naming the owner's pid, while it lives; the OS frees the lock of a dead owner."
-    from filelock import FileLock, Timeout
     lock, owner = FileLock(out/'.lock'), out/'.lock.pid'
     try: lock.acquire(timeout=0)
     except Timeout:
@@ -353,23 +293,116 @@ def _agree(n, world, dev):
     if world == 1: return n
     t = torch.tensor([n], device=dev); dist.broadcast(t, 0); return int(t.item())
 
-def _sample_grid(model, sched, cfg, path):
-    "Sample the 32 test.json conditions with DDIM and save an 8-per-row grid."
-    from ddpm_lab.sampling import sample
-    from torchvision.utils import save_image
-    dev, was_training = next(model.parameters()).device, model.training
-    model.eval()
-    cond = encode(read_labels(DATA_DIR/'test.json')).to(dev)
-    x = sample(model, sched, cond, sampler='ddim', steps=min(cfg['sample_steps'], cfg['T']), w=cfg['sample_w'],
-               pred=cfg['pred'], size=cfg['size'], seed=0)
-    atomic_write(path, lambda tmp: save_image(x * 0.5 + 0.5, tmp, nrow=8, format='png'))
-    model.train(was_training)
-
-# %% ../nbs/03_train.ipynb 39
 def _any(flag, world, dev):
     "True on every process if flag is true on any (so all stop at the same step)."
     if world == 1: return bool(flag)
     t = torch.tensor([int(bool(flag))], device=dev); dist.all_reduce(t); return bool(t.item())
+
+# %% ../nbs/03_train.ipynb 38
+def _start(cfg, data, out, resume, fit, probe, rank, world, dev):
+    "The state a run shares with its callbacks: data, network, EMA, optimiser and scaler, resumed from out/ckpt.pt when asked."
+    r = SimpleNamespace(rank=rank, world=world, dev=dev, lead=rank == 0, out=out, ckpt=out/'ckpt.pt', order=None, finished=False, t0=time.time())
+    if r.ckpt.exists() and not resume: raise ValueError(f'{r.ckpt} exists: pass resume=True (--resume) to continue it, or choose another out')
+    if cfg['batch_size'] % world: raise ValueError(f'batch_size {cfg["batch_size"]} is not divisible by {world} processes')
+    if fit and cfg['warmup'] < sum(probe): raise ValueError(f'fit needs a warm-up of at least {sum(probe)} steps (probe), got {cfg["warmup"]}')
+    ck = load_checkpoint(r.ckpt) if resume and r.ckpt.exists() else None
+    r.imgs, r.conds = training_data(cfg, data)
+    r.bs, ran = cfg['batch_size'] // world, (ck['config'] if ck else {})   # a resumed run keeps the precision and layout it started with
+    cfg = {**cfg, **{k: ran[k] for k in ('amp', 'channels_last') if cfg[k] == 'auto' and ran.get(k, 'auto') != 'auto'}}
+    amp, channels_last = fast_path(cfg, dev, r.bs) if r.lead else ('fp32', False)   # rank 0 measures alone, the others wait
+    choice = _agree(2 * PRECISIONS.index(amp) + channels_last, world, dev)            # and take its choice
+    cfg = dict(cfg, amp=PRECISIONS[choice // 2], channels_last=bool(choice % 2))       # resolved: the checkpoint says what ran
+    torch.manual_seed(cfg['seed'])
+    r.model = make_model(cfg).to(dev, memory_format=torch.channels_last if cfg['channels_last'] else torch.preserve_format)
+    r.ema = copy.deepcopy(r.model).eval().requires_grad_(False) if cfg['ema'] else None
+    r.opt = torch.optim.AdamW(r.model.parameters(), lr=cfg['lr'], betas=tuple(cfg['adam_betas']), weight_decay=cfg['weight_decay'])
+    r.scaler = torch.amp.GradScaler(dev.type, enabled=cfg['amp'] == 'fp16')   # fp16 needs its gradients scaled; a no-op otherwise
+    r.step, r.losses, r.saved_step = 0, [], None
+    if ck:
+        restore(ck, r.ckpt, cfg, dict(model=r.model, ema=r.ema, opt=r.opt, scaler=r.scaler))
+        torch.set_rng_state(ck['rng']['torch'])
+        if 'cuda' in ck['rng'] and torch.cuda.is_available(): torch.cuda.set_rng_state_all(ck['rng']['cuda'])
+        r.step, r.losses, r.saved_step = ck['step'], ck['losses'], ck['step']
+        if fit and r.step >= sum(probe): cfg['steps'] = ck['config']['steps']   # a resumed run keeps the length its first process fitted
+    if r.lead: check_out_dir(out, _checkpoint_bytes(r.model, r.ema))
+    r.cfg, r.sched = cfg, Schedule.from_name(cfg['schedule'], cfg['T'], zero_snr=cfg['zero_snr'])
+    r.net = DDP(r.model, device_ids=[dev.index] if dev.type == 'cuda' else None) if world > 1 else r.model
+    if cfg['compile']: r.net = torch.compile(r.net)
+    r.shard = DistributedSampler(range(len(r.imgs)), num_replicas=world, rank=rank, shuffle=True, seed=cfg['seed'], drop_last=True)
+    r.per_epoch, r.g = len(r.shard) // r.bs, torch.Generator(dev)
+    if r.per_epoch == 0: raise ValueError(f'{len(r.imgs)} training images are fewer than one batch of {cfg["batch_size"]}')
+    return r
+
+def _batch(r):
+    "This step's batch from the epoch's shuffled order (each process its own shard), and this step's random streams."
+    epoch, i = divmod(r.step, r.per_epoch)
+    if r.order is None or i == 0: r.shard.set_epoch(epoch); r.order = torch.tensor(list(r.shard))
+    idx = r.order[i * r.bs:(i + 1) * r.bs]
+    x0, c = normalize(r.imgs[idx].to(r.dev, non_blocking=True)), r.conds[idx].to(r.dev)
+    if r.cfg['channels_last']: x0 = x0.contiguous(memory_format=torch.channels_last)
+    seed = step_seed(r.cfg['seed'], r.rank, r.step); r.g.manual_seed(seed); torch.manual_seed(seed + 1)
+    return x0, c
+
+def _kept(r):
+    "What a failed run leaves behind, in words."
+    return f'the last good checkpoint {r.ckpt} (step {r.saved_step}) was kept' if r.saved_step is not None else 'no checkpoint was written'
+
+def _check_loss(loss, r):
+    "Stop with the way back (the last good checkpoint) when the loss is not finite."
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f'loss became {loss.item()} at step {r.step} (lr {lr_at(r.step, r.cfg):.2e}); {_kept(r)}. Lower the lr, or set amp=fp32.')
+
+def _clip(r):
+    "Clip the gradient norm to cfg['grad_clip'] (after unscaling fp16 gradients)."
+    if r.cfg['grad_clip']: r.scaler.unscale_(r.opt); torch.nn.utils.clip_grad_norm_(r.model.parameters(), r.cfg['grad_clip'])
+
+# %% ../nbs/03_train.ipynb 40
+class Callback:
+    "A hook into `train`: after_step runs on every process after each optimiser step, after_fit once when the loop ends."
+    def after_step(self, r): pass
+    def after_fit(self, r): pass
+
+class Progress(Callback):
+    "Rank 0: the progress bar and, every log_every steps, mean loss, images/s and lr on the bar and in out/log.jsonl."
+    def __init__(self, r): self.bar, self.seen, self.tick = tqdm(total=r.cfg['steps'], initial=r.step, disable=not r.lead, dynamic_ncols=True), 0, time.time()
+    def after_step(self, r):
+        self.bar.update(1); self.seen += r.bs * r.world
+        if not r.lead or r.step % r.cfg['log_every']: return
+        ips = self.seen / (time.time() - self.tick); self.seen, self.tick = 0, time.time()
+        rec = dict(step=r.step, loss=sum(r.losses[-r.cfg['log_every']:]) / r.cfg['log_every'], img_s=ips, lr=lr_at(r.step, r.cfg))
+        self.bar.set_postfix(loss=f"{rec['loss']:.4f}", img_s=f'{ips:.0f}', lr=f"{rec['lr']:.1e}")
+        with open(r.out/'log.jsonl', 'a') as f: f.write(json.dumps(rec) + '\n')
+
+def save_run(r):
+    "Rank 0: checkpoint the run (refusing non-finite weights, naming the way back) and draw its loss curve."
+    try: save_checkpoint(r.ckpt, _snapshot(r))
+    except FloatingPointError as e: raise FloatingPointError(f'{e} at step {r.step}; {_kept(r)}. Lower the lr, or set amp=fp32.') from None
+    r.saved_step = r.step; plot_losses({'loss': r.losses}, r.out/'loss.png')
+
+class Checkpoints(Callback):
+    "Rank 0: a checkpoint every ckpt_every steps and one when the loop ends (finished, out of time, or stopped by a signal)."
+    def after_step(self, r):
+        if r.lead and r.step % r.cfg['ckpt_every'] == 0: save_run(r)
+    def after_fit(self, r):
+        if r.lead: save_run(r)
+
+class FitSteps(Callback):
+    "Time `probe` = (untimed, timed) first steps, then set cfg['steps'] so the whole schedule ends `minutes` after the loop began."
+    def __init__(self, r, minutes, probe, bar): self.minutes, self.probe, self.bar, self.start, self.t_start, self.t_probe = minutes, probe, bar, r.step, time.time(), None
+    def after_step(self, r):
+        if r.step == self.start + self.probe[0]: self.t_probe = time.time()   # the first steps untimed: one-off costs
+        if r.step != self.start + sum(self.probe): return
+        secs = time.time() - self.t_probe
+        r.cfg['steps'] = _agree(fitted_steps(r.step, self.probe[1], secs, self.minutes - (time.time() - self.t_start) / 60), r.world, r.dev)
+        self.bar.total = r.cfg['steps']; self.bar.refresh()
+        if r.lead: print(f"\nfit: steps {r.step - self.probe[1]}-{r.step} took {secs:.1f} s, so {r.cfg['steps']} steps fill {self.minutes:g} minutes", flush=True)
+
+# %% ../nbs/03_train.ipynb 42
+def _announce(r):
+    "Rank 0: write out/config.json and say what runs where."
+    atomic_write(r.out/'config.json', lambda tmp: tmp.write_text(json.dumps(r.cfg, indent=1)))
+    print(f'{r.cfg["preset"]}: {r.cfg["arch"]} {n_params(r.model) / 1e6:.2f}M params, {len(r.imgs)} images at {r.cfg["size"]}px, '
+          f'{r.world} process(es) on {r.dev} ({describe_fast_path(r.cfg, r.dev)}), steps {r.step} -> {r.cfg["steps"]}')
 
 def train(cfg,            # config: get_config(preset, ...)
           data=None,      # image folder read through its train.json (None: synthetic i-CLEVR)
@@ -378,104 +411,37 @@ def train(cfg,            # config: get_config(preset, ...)
           until=None,     # stop at this step (tests)
           fit=None,       # fit the step count so that the whole schedule ends after `fit` minutes on this machine
           probe=(5, 15),  # fit: (untimed, timed) first steps, kept within the warm-up so they run as the preset would
-          device='auto'): # 'auto' (CUDA, then MPS, then CPU) or a device name; under torchrun each process takes cuda:LOCAL_RANK
+          device='auto',  # 'auto' (CUDA, then MPS, then CPU) or a device name; under torchrun each process takes cuda:LOCAL_RANK
+          callbacks=()):  # more Callbacks, e.g. ddpm_lab.sampling.SampleGrid() for sample grids along the way
     "Train a conditional DDPM; returns {'ckpt', 'step', 'finished', 'losses'}."
-    cfg = check_config(dict(cfg))
-    rank, world, dev = _dist_setup(device)
-    out, t0, lead = Path(out), time.time(), rank == 0
-    ckpt = out/'ckpt.pt'
-    if lead: check_out_dir(out)
-    with run_lock(out) if lead else nullcontext():
-        if ckpt.exists() and not resume: raise ValueError(f'{ckpt} exists: pass resume=True (--resume) to continue it, or choose another out')
-        if cfg['batch_size'] % world: raise ValueError(f'batch_size {cfg["batch_size"]} is not divisible by {world} processes')
-        if fit and cfg['warmup'] < sum(probe): raise ValueError(f'fit needs a warm-up of at least {sum(probe)} steps (probe), got {cfg["warmup"]}')
-        ck = load_checkpoint(ckpt) if resume and ckpt.exists() else None
-        imgs, conds = training_data(cfg, data)
-        bs, ran = cfg['batch_size'] // world, (ck['config'] if ck else {})   # a resumed run keeps the precision and layout it started with
-        cfg = {**cfg, **{k: ran[k] for k in ('amp', 'channels_last') if cfg[k] == 'auto' and ran.get(k, 'auto') != 'auto'}}
-        amp, channels_last = fast_path(cfg, dev, bs) if lead else ('fp32', False)   # rank 0 measures alone, the others wait
-        choice = _agree(2 * PRECISIONS.index(amp) + channels_last, world, dev)   # and take its choice
-        cfg = dict(cfg, amp=PRECISIONS[choice // 2], channels_last=bool(choice % 2))   # resolved: the checkpoint says what ran
-        amp, channels_last = cfg['amp'], cfg['channels_last']
-        torch.manual_seed(cfg['seed'])
-        model = make_model(cfg).to(dev)
-        if channels_last: model = model.to(memory_format=torch.channels_last)
-        ema = copy.deepcopy(model).eval().requires_grad_(False) if cfg['ema'] else None
-        opt = torch.optim.AdamW(model.parameters(), lr=cfg['lr'], betas=tuple(cfg['adam_betas']), weight_decay=cfg['weight_decay'])
-        scaler = torch.amp.GradScaler(dev.type, enabled=amp == 'fp16')   # fp16 needs its gradients scaled; a no-op otherwise
-        step, losses, saved = _restore(ck, ckpt, cfg, model, ema, opt, scaler) if ck else (0, [], None)
-        if lead: check_out_dir(out, _checkpoint_bytes(model, ema))
-        fitting = bool(fit) and step < sum(probe)   # a resumed run keeps the length its first process fitted
-        cfg = dict(cfg, steps=saved['steps']) if fit and not fitting else dict(cfg)
-        sched = Schedule.from_name(cfg['schedule'], cfg['T'], zero_snr=cfg['zero_snr'])
-        net = DDP(model, device_ids=[dev.index] if dev.type == 'cuda' else None) if world > 1 else model
-        if cfg['compile']: net = torch.compile(net)
-        shard = DistributedSampler(range(len(imgs)), num_replicas=world, rank=rank, shuffle=True, seed=cfg['seed'], drop_last=True)
-        per_epoch = len(shard) // bs
-        if per_epoch == 0: raise ValueError(f'{len(imgs)} training images are fewer than one batch of {cfg["batch_size"]}')
-        if lead:
-            atomic_write(out/'config.json', lambda tmp: tmp.write_text(json.dumps(cfg, indent=1)))
-            print(f'{cfg["preset"]}: {cfg["arch"]} {n_params(model) / 1e6:.2f}M params, {len(imgs)} images at {cfg["size"]}px, '
-                  f'{world} process(es) on {dev} ({describe_fast_path(cfg, dev)}), steps {step} -> {cfg["steps"]}')
-        saved_step = step if ck else None
-        kept = lambda: f'the last good checkpoint {ckpt} (step {saved_step}) was kept' if saved_step is not None else 'no checkpoint was written'
-        def save():
-            nonlocal saved_step
-            try: save_checkpoint(ckpt, _snapshot(model, ema, opt, scaler, step, cfg, losses))
-            except FloatingPointError as e: raise FloatingPointError(f'{e} at step {step}; {kept()}. Lower the lr, or set amp=fp32.') from None
-            saved_step = step; _plot_losses(losses, out/'loss.png')
-        bar = tqdm(total=cfg['steps'], initial=step, disable=not lead, dynamic_ncols=True)
-        g = torch.Generator(dev)
-        order, finished, seen, tick = None, False, 0, time.time()
-        start, t_start, t_probe = step, time.time(), None
+    t0, cfg, (rank, world, dev), out = time.time(), check_config(dict(cfg)), _dist_setup(device), Path(out)
+    if rank == 0: check_out_dir(out)
+    with run_lock(out) if rank == 0 else nullcontext():
+        r = _start(cfg, data, out, resume, fit, probe, rank, world, dev)
+        if r.lead: _announce(r)
+        progress = Progress(r)
+        cbs = [progress, Checkpoints(), *([FitSteps(r, fit, probe, progress.bar)] if fit and r.step < sum(probe) else []), *callbacks]
+        out_of_time = lambda: minutes is not None and time.time() - t0 > 60 * minutes
         with stop_flag() as stop:
             try:
-                while step < cfg['steps']:
-                    timed_out = minutes is not None and time.time() - t0 > 60 * minutes
-                    if _any(stop or timed_out, world, dev) or (until is not None and step >= until): break
-                    epoch, i = divmod(step, per_epoch)
-                    if order is None or i == 0:
-                        shard.set_epoch(epoch); order = torch.tensor(list(shard))
-                    idx = order[i * bs:(i + 1) * bs]
-                    x0 = normalize(imgs[idx].to(dev, non_blocking=True))
-                    c = conds[idx].to(dev)
-                    if channels_last: x0 = x0.contiguous(memory_format=torch.channels_last)
-                    g.manual_seed(step_seed(cfg['seed'], rank, step)); torch.manual_seed(step_seed(cfg['seed'], rank, step) + 1)
-                    with autocast(dev, amp):
-                        loss = diffusion_loss(net, sched, x0, c, cfg, g)
-                    if not torch.isfinite(loss):
-                        raise FloatingPointError(f'loss became {loss.item()} at step {step} (lr {lr_at(step, cfg):.2e}); {kept()}. Lower the lr, or set amp=fp32.')
-                    for grp in opt.param_groups: grp['lr'] = lr_at(step, cfg)
-                    opt.zero_grad(set_to_none=True)
-                    scaler.scale(loss).backward()
-                    if cfg['grad_clip']: scaler.unscale_(opt); torch.nn.utils.clip_grad_norm_(model.parameters(), cfg['grad_clip'])
-                    scaler.step(opt); scaler.update()
-                    if ema: ema_update(ema, model, cfg['ema'], step)
-                    step += 1; seen += len(idx) * world
-                    losses.append(loss.item())
-                    bar.update(1)
-                    if fitting and step == start + probe[0]: t_probe = time.time()   # first steps untimed: one-off costs
-                    if fitting and step == start + sum(probe):   # time the next ones, then fix the schedule's length
-                        secs, fitting = time.time() - t_probe, False
-                        cfg['steps'] = _agree(fitted_steps(step, probe[1], secs, fit - (time.time() - t_start) / 60), world, dev)
-                        bar.total = cfg['steps']; bar.refresh()
-                        if lead: print(f'\nfit: steps {step - probe[1]}-{step} took {secs:.1f} s, so {cfg["steps"]} steps fill {fit:g} minutes', flush=True)
-                    if lead and step % cfg['log_every'] == 0:
-                        ips = seen / (time.time() - tick); seen, tick = 0, time.time()
-                        recent = sum(losses[-cfg['log_every']:]) / cfg['log_every']
-                        bar.set_postfix(loss=f'{recent:.4f}', img_s=f'{ips:.0f}', lr=f'{lr_at(step, cfg):.1e}')
-                        with open(out/'log.jsonl', 'a') as f: f.write(json.dumps(dict(step=step, loss=recent, img_s=ips, lr=lr_at(step, cfg))) + '\n')
-                    if lead and cfg['sample_every'] and step % cfg['sample_every'] == 0:
-                        _sample_grid(ema or model, sched, cfg, out/'samples'/f'step{step:07d}.png')
-                    if lead and step % cfg['ckpt_every'] == 0: save()
-                finished = step >= cfg['steps']
+                while r.step < r.cfg['steps'] and not _any(stop or out_of_time(), world, dev) and (until is None or r.step < until):
+                    x0, c = _batch(r)
+                    with autocast(dev, r.cfg['amp']): loss = diffusion_loss(r.net, r.sched, x0, c, r.cfg, r.g)
+                    _check_loss(loss, r)
+                    for group in r.opt.param_groups: group['lr'] = lr_at(r.step, r.cfg)
+                    r.opt.zero_grad(set_to_none=True)
+                    r.scaler.scale(loss).backward()
+                    _clip(r)
+                    r.scaler.step(r.opt); r.scaler.update()
+                    if r.ema: ema_update(r.ema, r.model, r.cfg['ema'], r.step)
+                    r.step += 1; r.losses.append(loss.item())
+                    for cb in cbs: cb.after_step(r)
+                r.finished = r.step >= r.cfg['steps']
             finally:
-                bar.close()
+                progress.bar.close()
                 if world > 1: dist.destroy_process_group()
-            if lead:
-                save()
-                if finished and cfg['sample_every']: _sample_grid(ema or model, sched, cfg, out/'samples.png')
+            for cb in cbs: cb.after_fit(r)
             if stop:
-                if lead: print(f'\nstopped at step {step} by signal {stop["signal"]} (Ctrl-C or SIGTERM); checkpoint saved, continue with --resume')
+                if r.lead: print(f'\nstopped at step {r.step} by signal {stop["signal"]} (Ctrl-C or SIGTERM); checkpoint saved, continue with --resume')
                 raise KeyboardInterrupt(f'signal {stop["signal"]}')
-    return dict(ckpt=ckpt, step=step, finished=finished, losses=losses)
+    return dict(ckpt=r.ckpt, step=r.step, finished=r.finished, losses=r.losses)

@@ -2,9 +2,9 @@
 import json
 import pytest, torch
 import ddpm_lab.ablations as A
-import ddpm_lab.evaluation as E
 from ddpm_lab.ablations import ablate, table_markdown, TABLES, row_config, results_path
-from ddpm_lab.train import get_config, train, load_checkpoint
+from ddpm_lab.train import get_config, train
+from ddpm_lab.pipeline import load_checkpoint
 from ddpm_lab.gan import get_gan_config, train_gan, load_generator, generate, is_gan_checkpoint
 from ddpm_lab.data import DATA_DIR, read_labels, encode
 from ddpm_lab.evaluation import load_evaluator, predict, course_accuracy
@@ -29,7 +29,7 @@ def test_guidance_sweep_end_to_end_and_resume(tmp_path, monkeypatch):
             assert r[f'{f}_fd'] > 0
     # a second call finds every record: it neither trains nor evaluates, and the file is unchanged
     def refuse(*a, **k): raise AssertionError('finished rows must not run again')
-    monkeypatch.setattr(A, 'train', refuse); monkeypatch.setattr(E, 'evaluate', refuse)
+    monkeypatch.setattr(A, 'train', refuse); monkeypatch.setattr(A, 'evaluate', refuse)
     assert ablate('guidance', preset='tiny', seeds=1, results=results, runs=runs, steps=10) == recs
     # a row of another table with the same run and sampling reuses the saved evaluation
     same = ablate('schedule', preset='tiny', seeds=1, results=results, runs=runs, steps=10, rows=['cosine'])

@@ -71,17 +71,18 @@ def test_evaluator_file_given_as_diffusion_checkpoint(cli, tmp_path):
 
 
 def test_python_api_and_command_line_share_the_sampling_defaults():
-    "One source: SAMPLING_DEFAULTS is what sample_labels_file, evaluate, handin and every sampling command use, and what results/headline.json measured."
+    "One source: every sampling function and command leaves sampler, steps and w unset (None), so they come from the loaded pipeline; the shipped checkpoint's pipeline samples with the setting results/headline.json measured."
     import inspect, json
-    from ddpm_lab.sampling import SAMPLING_DEFAULTS, sample_labels_file
+    from ddpm_lab.pipeline import SAMPLING_DEFAULTS, load_pipeline
+    from ddpm_lab.sampling import sample, sample_labels_file, demo_figure
     from ddpm_lab.evaluation import evaluate, handin, denoising_row
     from ddpm_lab.cli import build_parser
-    for fn in (sample_labels_file, evaluate, handin, denoising_row):
-        got = {k: inspect.signature(fn).parameters[k].default for k in SAMPLING_DEFAULTS}
-        assert got == SAMPLING_DEFAULTS, (fn.__name__, got)
+    for fn in (sample, sample_labels_file, demo_figure, evaluate, handin, denoising_row):
+        assert {k: inspect.signature(fn).parameters[k].default for k in SAMPLING_DEFAULTS} == dict.fromkeys(SAMPLING_DEFAULTS), fn.__name__
     P = build_parser()
     for cmd in (['sample', '--ckpt', 'c', '--out', 'o', '--labels', 'l'], ['evaluate', '--ckpt', 'c', '--out', 'o'], ['submit', '--ckpt', 'c', '--out', 'o'], ['quickstart']):
         a = P.parse_args(cmd)
-        assert {k: getattr(a, k) for k in SAMPLING_DEFAULTS} == SAMPLING_DEFAULTS, cmd[0]
+        assert {k: getattr(a, k) for k in SAMPLING_DEFAULTS} == dict.fromkeys(SAMPLING_DEFAULTS), cmd[0]
+    shipped = load_pipeline(DATA_DIR / 'weights' / 'cpu.pt', device='cpu').sampling
     head = json.loads((DATA_DIR.parent / 'results' / 'headline.json').read_text()) if (DATA_DIR.parent / 'results').is_dir() else None
-    if head: assert {k: head[k] for k in SAMPLING_DEFAULTS} == SAMPLING_DEFAULTS
+    if head: assert {k: head[k] for k in SAMPLING_DEFAULTS} == shipped

@@ -2,9 +2,10 @@
 import json, os
 import pytest, torch
 from PIL import Image
-import ddpm_lab.data as D
-from ddpm_lab.data import (DATA_DIR, LABELS, ICLEVR, check_labels, decode, encode, load_tensors, make_loader,
-                           random_label_lists, read_labels, render, render_dataset)
+import ddpm_lab.data as data_mod
+import ddpm_lab.render as D
+from ddpm_lab.data import DATA_DIR, LABELS, ICLEVR, check_labels, decode, encode, load_tensors, make_loader, read_labels
+from ddpm_lab.render import random_label_lists, render, render_dataset
 
 
 # ---- labels
@@ -57,8 +58,8 @@ def test_load_tensors_caches_and_invalidates(rendered, monkeypatch, tmp_path):
     ds = ICLEVR(rendered, rendered / 'labels.json', size=32)
     assert torch.allclose(imgs[5].float() / 127.5 - 1, ds[5][0], atol=1e-6)
     calls = []
-    real = D.read_image
-    monkeypatch.setattr(D, 'read_image', lambda p: calls.append(p) or real(p))
+    real = data_mod.read_image
+    monkeypatch.setattr(data_mod, 'read_image', lambda p: calls.append(p) or real(p))
     assert torch.equal(load_tensors(rendered, rendered / 'labels.json', 32)[0], imgs) and not calls   # from the cache
     assert load_tensors(rendered, rendered / 'labels.json', 16)[0].shape == (20, 3, 16, 16) and len(calls) == 20  # other size
     sub = tmp_path / 'sub.json'; sub.write_text(json.dumps(dict(list(read_labels(rendered / 'labels.json').items())[:7])))

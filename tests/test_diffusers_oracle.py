@@ -18,6 +18,7 @@ diffusers = pytest.importorskip('diffusers')
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 from diffusers.schedulers.scheduling_ddpm import rescale_zero_terminal_snr as hf_rescale_zero_terminal_snr
 from ddpm_lab.schedule import Schedule, make_betas, rescale_zero_terminal_snr
+from ddpm_lab.pipeline import Pipeline
 from ddpm_lab.sampling import (GaussianOracle, Oracle, RowNoise, cfg_model, ddim_step, ddpm_step, dpmpp_2m_step,
                                sample, timesteps)
 
@@ -323,10 +324,10 @@ def test_sample_end_to_end_matches_diffusers(sampler, eta, steps, pred, kind, ze
     T, w, seed = 1000, 1.5, 3
     S = Schedule.from_name(kind, T, zero_snr=zero_snr)
     model, c = LabelGauss(S, pred, std=1.0 if clip else 0.5), cond()
-    ours = sample(model, S, c, sampler, steps, w, eta, pred=pred, size=SHAPE[-1], seed=seed, clip=clip)
+    ours = sample(Pipeline(model, S, pred, SHAPE[-1]), c, sampler, steps, w, eta, seed=seed, clip=clip)
     hf = dict(ddim=ddim, ddpm=ddpm)[sampler](kind, T, pred, zero_snr, clip) if sampler != 'dpm++' else dpm(kind, T, pred, sde=eta > 0)
     theirs = hf_sample(hf, S, model, c, steps, w, eta, seed)
     torch.testing.assert_close(ours, theirs, **E2E)
     assert ours.std() > 0.3
     if clip:   # the clamp was active: without it the result is a different one
-        assert (sample(model, S, c, sampler, steps, w, eta, pred=pred, size=SHAPE[-1], seed=seed, clip=False) - ours).abs().max() > 1e-2
+        assert (sample(Pipeline(model, S, pred, SHAPE[-1]), c, sampler, steps, w, eta, seed=seed, clip=False) - ours).abs().max() > 1e-2

@@ -150,7 +150,8 @@ def test_frechet_distance_on_features():
 
 def test_evaluate_end_to_end(tmp_path):
     "A tiny untrained checkpoint through evaluate: sampled images are scored exactly as sample + predict would."
-    from ddpm_lab.train import get_config, make_model, save_checkpoint, load_model
+    from ddpm_lab.train import get_config
+    from ddpm_lab.pipeline import make_model, save_checkpoint, load_pipeline
     from ddpm_lab.sampling import sample
     torch.manual_seed(0)
     cfg = get_config('tiny')
@@ -160,8 +161,8 @@ def test_evaluate_end_to_end(tmp_path):
     ev = build_evaluator()
     res = evaluate(tmp_path/'ckpt.pt', evaluator=ev, labels_files=[tmp_path/'few.json'], steps=2, w=1.0, seed=3,
                    n_renders=2, out=tmp_path/'eval')
-    model, schedule, cfg = load_model(tmp_path/'ckpt.pt')
-    imgs = sample(model, schedule, encode(lists), sampler='ddim', steps=2, w=1.0, pred=cfg['pred'], size=cfg['size'], seed=3)
+    pipe = load_pipeline(tmp_path/'ckpt.pt')
+    imgs = sample(pipe, encode(lists), sampler='ddpm', steps=2, w=1.0, seed=3)
     (r,) = res['results']
     assert r['file'] == 'few.json' and r['accuracy'] == course_accuracy(predict(ev, imgs), encode(lists))
     assert 0 <= r['ceiling'] <= 1 and r['frechet'] >= 0 and r['frechet_floor'] >= 0 and r['sample_seconds'] > 0

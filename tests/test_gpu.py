@@ -1,7 +1,8 @@
 "GPU paths: the precision the GPU has hardware for (bf16, or fp16 with a gradient scaler) and channels_last on CUDA, torch.compile, resume, sampling, NCCL. Skipped without CUDA."
 import os, shutil, subprocess, sys
 import pytest, torch
-from ddpm_lab.train import get_config, train, load_model
+from ddpm_lab.train import get_config, train
+from ddpm_lab.pipeline import load_pipeline
 from ddpm_lab.sampling import sample
 from ddpm_lab.data import encode
 
@@ -17,7 +18,7 @@ def test_tiny_learns_on_gpu_with_its_precision_and_channels_last(tmp_path):
 
 def test_fp16_with_gradient_scaler_learns_and_resumes(tmp_path):
     "The T4 path: fp16 autocast with a gradient scaler, whose state is saved and restored."
-    from ddpm_lab.train import load_checkpoint
+    from ddpm_lab.pipeline import load_checkpoint
     c = get_config('tiny', amp='fp16', steps=60, ckpt_every=10)
     assert train(c, out=tmp_path, until=30)['step'] == 30
     ck = load_checkpoint(tmp_path / 'ckpt.pt')
@@ -47,8 +48,7 @@ def test_gpu_sampling_matches_cpu(tmp_path):
     cond = encode([['gray cube', 'red sphere'], ['blue cylinder']] * 4)
     x = {}
     for dev in ('cpu', 'cuda'):
-        model, sched, cfg = load_model(res['ckpt'], device=dev)
-        x[dev] = sample(model, sched, cond.to(dev), sampler='ddim', steps=20, w=2.0, pred=cfg['pred'], size=32, seed=0).cpu()
+        x[dev] = sample(load_pipeline(res['ckpt'], device=dev), cond.to(dev), sampler='ddim', steps=20, w=2.0, seed=0).cpu()
     assert (x['cuda'] - x['cpu']).abs().mean() < 0.02   # same noise (drawn on the CPU); TF32 convolutions differ slightly
 
 

@@ -2,7 +2,8 @@
 import json, os, random, signal, subprocess, sys, time, zipfile
 import pytest, torch
 from ddpm_lab.data import DATA_DIR, atomic_write
-from ddpm_lab.train import get_config, train, load_checkpoint, save_checkpoint, export_checkpoint
+from ddpm_lab.train import get_config, train
+from ddpm_lab.pipeline import load_checkpoint, save_checkpoint, export_checkpoint
 
 TINY = ['--preset', 'tiny']
 
@@ -125,13 +126,13 @@ def test_one_entry_label_file_evaluates(tmp_path, tiny_ckpt):
 
 
 def test_long_label_files_run_in_batches_with_the_same_images(tiny_ckpt):
-    from ddpm_lab.train import load_model
+    from ddpm_lab.pipeline import load_pipeline
     from ddpm_lab.sampling import sample
     from ddpm_lab.data import encode, read_labels
-    model, sched, cfg = load_model(tiny_ckpt / 'tiny.pt', device='cpu')
+    pipe = load_pipeline(tiny_ckpt / 'tiny.pt', device='cpu')
     cond = encode(read_labels(DATA_DIR / 'test.json') * 3)   # 96 lists
-    kw = dict(sampler='ddpm', steps=5, w=2., pred=cfg['pred'], size=cfg['size'], seed=7)
-    assert torch.equal(sample(model, sched, cond, batch_size=40, **kw), sample(model, sched, cond, batch_size=96, **kw))
+    kw = dict(sampler='ddpm', steps=5, w=2., seed=7)
+    assert torch.equal(sample(pipe, cond, batch_size=40, **kw), sample(pipe, cond, batch_size=96, **kw))
 
 
 def _train_cmd(out, *extra):

@@ -2,6 +2,7 @@
 import pytest
 import torch
 from ddpm_lab.schedule import Schedule
+from ddpm_lab.pipeline import Pipeline
 from ddpm_lab.sampling import GaussianOracle, sample, sample_labels_file, timesteps
 
 SCH = Schedule.from_name('cosine', 50)
@@ -9,9 +10,9 @@ ORACLE = GaussianOracle(SCH, mu=0.2, std=0.5)
 COND = torch.zeros(2, 24)
 
 
-def run(**kw):
-    args = dict(model=ORACLE, schedule=SCH, cond=COND, sampler='ddim', steps=5, w=0.5, size=8)
-    return sample(**{**args, **kw})
+def run(model=ORACLE, schedule=SCH, pred='eps', **kw):
+    "sample() of a pipeline of 8x8 images with these arguments: the oracle, DDIM 5 steps, w = 0.5 unless changed."
+    return sample(Pipeline(model, schedule, pred, size=8), **{**dict(cond=COND, sampler='ddim', steps=5, w=0.5), **kw})
 
 
 def test_runs():
@@ -20,7 +21,7 @@ def test_runs():
 
 
 def test_unknown_sampler_lists_valid_ones():
-    with pytest.raises(ValueError, match=r"unknown sampler 'euler'; valid: ddpm, ddim, dpm\+\+"):
+    with pytest.raises(ValueError, match=r"unknown sampler 'euler'.*; valid samplers: ddpm, ddim, dpm\+\+"):
         run(sampler='euler')
 
 
@@ -47,7 +48,7 @@ def test_cond_width_checked_against_model():
 
 
 def test_unknown_prediction_type():
-    with pytest.raises(ValueError, match='unknown prediction type .score.; valid: eps, x0, v'):
+    with pytest.raises(ValueError, match='unknown prediction type .score..*; valid prediction types: eps, x0, v'):
         run(pred='score')
 
 
@@ -96,7 +97,8 @@ def test_unknown_label_in_file_named(tmp_path):
 
 def test_labels_file_end_to_end(tmp_path):
     "A tiny randomly initialised checkpoint goes through load_model, sampling and both output files."
-    from ddpm_lab.train import get_config, make_model, save_checkpoint
+    from ddpm_lab.train import get_config
+    from ddpm_lab.pipeline import make_model, save_checkpoint
     cfg = get_config('tiny')
     save_checkpoint(tmp_path / 'tiny.pt', dict(config=cfg, model=make_model(cfg).state_dict(), ema=None, step=0))
     f = tmp_path / 'conds.json'

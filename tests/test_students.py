@@ -5,17 +5,18 @@ import pytest, torch
 import ddpm_lab.data as D
 import ddpm_lab.train as T
 from ddpm_lab.data import DATA_DIR, get_device, device_precision
-from ddpm_lab.train import get_config, train, load_checkpoint, fast_path, export_checkpoint
+from ddpm_lab.train import get_config, train, fast_path
+from ddpm_lab.pipeline import load_checkpoint, export_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 NBS = sorted((ROOT / 'nbs').glob('*.ipynb'))
 cells = lambda nb: [''.join(c['source']) for c in json.loads(nb.read_text())['cells'] if c['cell_type'] == 'code']
 
 # one real cell per notebook (a unique piece of its source) that reads files: run after the setup cell from a foreign folder
-REAL_CELL = {'00_data': "train = read_labels(DATA_DIR / 'train.json')", '01_schedule': "sch = Schedule.from_name('linear', 1000)\nprint(sch)",
-             '02_unet': 'blk = ConvBlock(3, 16, residual=True)', '03_train': 'from matplotlib.image import imread',
-             '04_sampling': 'from ddpm_lab.data import DATA_DIR, render, show_grid', '05_evaluation': 'hist = json.loads(EVALUATOR_PATH',
-             '06_ablations': 'from ddpm_lab.data import RESULTS_DIR as RESULTS', '07_gan': "cfg = get_gan_config('tiny', cls_weight_end=0.5)",
+REAL_CELL = {'00_data': "train = read_labels(DATA_DIR / 'train.json')", '00a_render': "train = read_labels(DATA_DIR / 'train.json'); test = read_labels", '01_schedule': "sch = Schedule.from_name('linear', 1000)\nprint(sch)",
+             '02_unet': 'blk = ConvBlock(3, 16, residual=True)', '02a_pipeline': "cpu = load_pipeline(DATA_DIR/'weights'/'cpu.pt')", '03_train': 'from matplotlib.image import imread',
+             '04_sampling': 'from ddpm_lab.data import DATA_DIR, show_grid, normalize', '05_evaluation': 'hist = json.loads(EVALUATOR_PATH',
+             '07_ablations': 'from ddpm_lab.data import RESULTS_DIR as RESULTS', '06_gan': "cfg = get_gan_config('tiny', cls_weight_end=0.5)",
              '08_cli': "a = P.parse_args(['render'", 'index': 'from ddpm_lab.data import DATA_DIR, encode, show_grid'}
 PRELUDE = """import json, math, tempfile, time, torch, matplotlib; matplotlib.use('Agg')
 import matplotlib.pyplot as plt
@@ -116,7 +117,7 @@ def test_shipped_weights_are_never_overwritten(tmp_path):
 def course_folder(root, n=40):
     "A folder in the course's layout: CLEVR_train_NNNNNN_K.png at 320x240 RGBA, and a train.json naming them."
     from PIL import Image
-    from ddpm_lab.data import render
+    from ddpm_lab.render import render
     train_json = json.loads((DATA_DIR / 'train.json').read_text())
     names = list(train_json)[:n]
     imgs = render([train_json[k] for k in names], size=(240, 320), keys=names)

@@ -4,7 +4,6 @@ import multiprocessing as mp
 from pathlib import Path
 import pytest, torch
 import ddpm_lab.ablations as A
-import ddpm_lab.evaluation as E
 from ddpm_lab.ablations import ablate, table_markdown, results_path
 from ddpm_lab.cli import main as cli_main
 
@@ -39,7 +38,7 @@ def fake_evaluate(calls):
 @pytest.fixture
 def fakes(monkeypatch):
     evals = []
-    monkeypatch.setattr(E, 'evaluate', fake_evaluate(evals))
+    monkeypatch.setattr(A, 'evaluate', fake_evaluate(evals))   # the name ablations calls
     def use(plan):
         train, calls = fake_train(plan)
         monkeypatch.setattr(A, 'train', train)

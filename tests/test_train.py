@@ -2,7 +2,8 @@
 import json, os, shutil, signal, subprocess, sys, time
 import pytest, torch
 import ddpm_lab.train as T
-from ddpm_lab.train import get_config, train, load_model, load_checkpoint
+from ddpm_lab.train import get_config, train
+from ddpm_lab.pipeline import load_pipeline, load_checkpoint
 from ddpm_lab.sampling import sample
 from ddpm_lab.data import encode
 
@@ -17,9 +18,9 @@ def test_tiny_learns_and_samples_are_not_noise(tmp_path):
     L = torch.tensor(res['losses'])
     assert res['finished'] and res['step'] == 300
     assert L[-30:].mean() < 0.4 * L[:10].mean(), (L[:10].mean(), L[-30:].mean())
-    model, sched, cfg = load_model(res['ckpt'])
-    imgs, _ = T.training_data(cfg)
-    x = sample(model, sched, encode([['gray cube', 'red sphere']] * 16), sampler='ddim', steps=20, w=0.5, size=32, seed=0)
+    pipe = load_pipeline(res['ckpt'])
+    imgs, _ = T.training_data(pipe.config)
+    x = sample(pipe, encode([['gray cube', 'red sphere']] * 16), sampler='ddim', steps=20, w=0.5, seed=0)
     noise = torch.randn_like(x).clamp(-1, 1)
     data = imgs[:16].float() / 127.5 - 1
     assert _high_freq(x) < 0.5 * _high_freq(noise)  # smooth images, not noise

@@ -11,11 +11,11 @@ def inputs(b=2, size=32, ch=3, n_classes=24):
 
 def test_unknown_cond_lists_valid_modes():
     with pytest.raises(ValueError, match="unknown cond 'film'") as e: ContextUnet(cond='film')
-    for mode in COND_MODES: assert repr(mode) in str(e.value)
+    for mode in COND_MODES: assert mode in str(e.value)
 
 def test_unknown_arch_lists_valid_archs():
     with pytest.raises(ValueError, match="unknown arch 'resnet'") as e: build_model('resnet')
-    for arch in ARCHS: assert repr(arch) in str(e.value)
+    for arch in ARCHS: assert arch in str(e.value)
 
 @pytest.mark.parametrize('kw, msg', [(dict(img_size=30), 'img_size divisible by 4'),
                                      (dict(n_feat=20), 'n_feat divisible by 8')])
