@@ -201,7 +201,6 @@ RENDER_VERSION = 2   # bump when the images change: cached datasets get re-rende
 
 def _shade(S, H, W, ss):
     "Render a batch of laid-out scenes: linear RGB (B,3,P) of every subpixel ray and its object index."
-    B = S['shape'].shape[0]
     dx, dy, dz = d = camera_rays(H, W, ss)
     t_obj, kid = trace(S, CAM_POS, d, per_scene=False).min(1)
     t_floor = -CAM_POS[2] / dz

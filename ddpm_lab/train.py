@@ -301,7 +301,7 @@ def _any(flag, world, dev):
 # %% ../nbs/03_train.ipynb 38
 def _start(cfg, data, out, resume, fit, probe, rank, world, dev):
     "The state a run shares with its callbacks: data, network, EMA, optimiser and scaler, resumed from out/ckpt.pt when asked."
-    r = SimpleNamespace(rank=rank, world=world, dev=dev, lead=rank == 0, out=out, ckpt=out/'ckpt.pt', order=None, finished=False, t0=time.time())
+    r = SimpleNamespace(rank=rank, world=world, dev=dev, lead=rank == 0, out=out, ckpt=out/'ckpt.pt', order=None, finished=False)
     if r.ckpt.exists() and not resume: raise ValueError(f'{r.ckpt} exists: pass resume=True (--resume) to continue it, or choose another out')
     if cfg['batch_size'] % world: raise ValueError(f'batch_size {cfg["batch_size"]} is not divisible by {world} processes')
     if fit and cfg['warmup'] < sum(probe): raise ValueError(f'fit needs a warm-up of at least {sum(probe)} steps (probe), got {cfg["warmup"]}')
