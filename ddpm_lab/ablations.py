@@ -4,7 +4,7 @@
 
 # %% auto 0
 __all__ = ['ARCH_MODELS', 'GAN_FOR_PRESET', 'TABLES', 'check_table', 'row_config', 'machine', 'read_results', 'results_path',
-           'evaluator_id', 'ablate', 'table_markdown', 'plot_table', 'plot_budget']
+           'ablate', 'table_markdown', 'plot_table', 'plot_budget']
 
 # %% ../nbs/07_ablations.ipynb 3
 import copy, datetime, json, math, os, platform, threading, time, warnings
@@ -15,7 +15,7 @@ from .data import file_md5, atomic_write, check_choice
 from .unet import n_params
 from .pipeline import make_model, load_checkpoint
 from .train import PRESETS, get_config, train
-from .evaluation import EVALUATOR_PATH, evaluate
+from .evaluation import evaluate, evaluator_id
 from .gan import get_gan_config, train_gan, make_generator, as_generator
 
 # %% ../nbs/07_ablations.ipynb 6
@@ -24,12 +24,13 @@ _CONTEXTUNET_A, _UNET2D_B = PRESETS['contextunet']['model'], PRESETS['unet2d']['
 ARCH_MODELS = {  # model arguments of each architecture at each preset, for rows that switch architecture
     'tiny':        dict(contextunet=dict(n_feat=16), unet2d=PRESETS['tiny']['model']),
     'cpu':         dict(contextunet=dict(n_feat=64), unet2d=PRESETS['cpu']['model']),
+    'cpu64':       dict(contextunet=dict(n_feat=64), unet2d=PRESETS['cpu64']['model']),
     'cpu_v1':      dict(contextunet=dict(n_feat=64), unet2d=PRESETS['cpu_v1']['model']),
     'contextunet': dict(contextunet=_CONTEXTUNET_A, unet2d=_UNET2D_B),
     'unet2d':      dict(contextunet=_CONTEXTUNET_A, unet2d=_UNET2D_B),
     'best':        dict(contextunet=_CONTEXTUNET_A, unet2d=PRESETS['best']['model'])}
 
-GAN_FOR_PRESET = dict(tiny='tiny', cpu='cpu', cpu_v1='cpu', contextunet='report', unet2d='report', best='report')  # GAN preset of a DDPM preset
+GAN_FOR_PRESET = dict(tiny='tiny', cpu='cpu', cpu64='cpu64', cpu_v1='cpu', contextunet='report', unet2d='report', best='report')  # GAN preset of a DDPM preset
 
 def _row(name, train=None, sample=None, report='—', source='', gan=False):
     "One table row: config changes for training and sampling, and the report's number with its source."
@@ -219,11 +220,6 @@ def results_path(table, preset, results='results'): return Path(results)/f'{tabl
 def _same(rec, row, seed, key, sampling, ev_id):
     "Whether a record is the result of this row, seed, run, sampling and evaluator."
     return [rec[k] for k in ('row', 'seed', 'run', 'sampler', 'steps', 'w', 'evaluator')] == [row['name'], seed, key, *sampling, ev_id]
-
-def evaluator_id(path=None):
-    "Name and content hash of an evaluator weight file: a record scored by another evaluator is not the same result."
-    path = Path(path or EVALUATOR_PATH)
-    return f'{path.name}:{file_md5(path)[:8]}'
 
 # %% ../nbs/07_ablations.ipynb 17
 def _evaluate_once(ckpt, evaluator, ev_id, sampling, seed, run, device='auto'):

@@ -4,14 +4,14 @@
 
 # %% ../nbs/05_evaluation.ipynb 4
 from __future__ import annotations
-import json, time, pickle, zipfile
+import functools, json, time, pickle, zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import torch, torch.nn.functional as F, torchvision
 from torch import nn
 from torchvision.transforms.v2.functional import gaussian_blur
 from tqdm.auto import tqdm
-from .data import LABELS, COLORS, SHAPES, DATA_DIR, CACHE_DIR, get_device, device_precision, autocast, atomic_write, check_out_dir, state_checksum, check_checksum, encode, read_labels, save_grid, normalize
+from .data import LABELS, COLORS, SHAPES, DATA_DIR, CACHE_DIR, get_device, device_precision, autocast, atomic_write, check_out_dir, state_checksum, check_checksum, encode, read_labels, save_grid, normalize, file_md5
 from .render import RENDER_VERSION, render, random_label_lists
 from .data import check_choice
 from .pipeline import load_pipeline, check_state_dict
@@ -21,9 +21,9 @@ from .sampling import sample
 __all__ = ['EVAL_SIZE', 'EVALUATOR_PATH', 'JUDGE2_PATH', 'EVALUATOR_ARCHS', 'ERROR_KINDS', 'REF_SEED', 'COURSE_FILES',
            'EVAL_FILES', 'HANDIN_LABELS', 'build_evaluator', 'load_evaluator', 'save_evaluator', 'as_float',
            'eval_input', 'predict', 'features', 'topk_mask', 'hits', 'course_accuracy', 'per_image_accuracy',
-           'breakdown', 'confusion', 'error_kinds', 'frechet_from_stats', 'frechet_distance', 'reference', 'ceiling',
-           'via_32', 'flip', 'augment', 'train_evaluator', 'grain', 'saturation', 'cleanliness', 'evaluate',
-           'evaluate_seeds', 'denoising_row', 'handin']
+           'breakdown', 'confusion', 'error_kinds', 'frechet_from_stats', 'frechet_distance', 'evaluator_id',
+           'reference', 'ceiling', 'via_32', 'flip', 'augment', 'train_evaluator', 'grain', 'saturation', 'cleanliness',
+           'evaluate', 'evaluate_seeds', 'denoising_row', 'handin']
 
 # %% ../nbs/05_evaluation.ipynb 7
 EVAL_SIZE = 64  # the evaluator reads 64x64 images
@@ -202,6 +202,12 @@ def _as_evaluator(evaluator, device='auto'):
     if isinstance(evaluator, nn.Module): return evaluator.to(get_device(device)).eval()
     return load_evaluator(EVALUATOR_PATH if evaluator is None else evaluator, device)
 
+def evaluator_id(evaluator=None):
+    "Name and content hash of an evaluator weight file (None: the shipped one), 'module' for a module: results scored by another judge are other results."
+    if isinstance(evaluator, nn.Module): return 'module'
+    path = Path(evaluator or EVALUATOR_PATH)
+    return f'{path.name}:{file_md5(path)[:8]}'
+
 def _label_lists(labels_file):
     "The label lists of a test-format [[labels], ...] or train-format {file: labels} file."
     lists = read_labels(labels_file)
@@ -211,8 +217,13 @@ def reference(labels_file,    # label-list file (test.json format)
               n_renders=10,   # renders of each label list
               size=64,        # render size (use the generator's size: 32x32 images are upsampled like its samples)
               seed=REF_SEED): # render seed
-    "Rendered reference images of a label file, the whole list n_renders times: (uint8 (N,3,S,S), targets (N,24))."
-    lists = _label_lists(labels_file) * n_renders
+    "Rendered reference images of a label file, the whole list n_renders times: (uint8 (N,3,S,S), targets (N,24)). Kept for the process's next call (read them, do not change them)."
+    path = Path(labels_file).resolve()
+    return _rendered(path, path.stat().st_mtime_ns, n_renders, size, seed)
+
+@functools.lru_cache(maxsize=8)
+def _rendered(path, mtime, n_renders, size, seed): # mtime: a changed file is rendered again
+    lists = _label_lists(path) * n_renders
     return render(lists, size=size, seed=seed), encode(lists)
 
 def ceiling(evaluator, labels_file, n_renders=10, seed=REF_SEED, size=64):
@@ -352,8 +363,7 @@ def _frechet(f1, f2):
 def _diffusion(ckpt, sampler, steps, w, eta, device):
     "A diffusion checkpoint as an images-from-labels function f(cond, seed), with the sampler settings it uses (None: the checkpoint's recommended ones)."
     pipe = load_pipeline(ckpt, device=device); dev = next(pipe.net.parameters()).device
-    given = dict(sampler=sampler, steps=steps, w=w)
-    settings = {k: pipe.sampling[k] if v is None else v for k, v in given.items()} | dict(eta=eta)
+    settings = pipe.settings(sampler, steps, w) | dict(eta=eta)
     return (lambda cond, seed: sample(pipe, cond.to(dev), **settings, seed=seed).cpu()), settings
 
 def evaluate(ckpt,                # diffusion checkpoint, or a function f(cond, seed) -> images in [-1,1] with a `settings` dict (a GAN's: ddpm_lab.gan.as_generator)
@@ -385,7 +395,8 @@ def evaluate(ckpt,                # diffusion checkpoint, or a function f(cond, 
                          frechet=_frechet(features(ev, imgs), ref_feats), sample_seconds=round(secs, 2),
                          frechet_floor=_frechet(features(ev, reference(f, 1, size, REF_SEED + 1)[0]), ref_feats)))
         if out: save_grid(eval_input(imgs), Path(out)/f'{f.stem}.png', ncol=8)
-    res = dict(ckpt=str(getattr(ckpt, 'name', ckpt)), **settings, seed=seed, size=size, results=rows)
+    judges = dict(evaluator=evaluator_id(evaluator), judge2=evaluator_id(judge2))
+    res = dict(ckpt=str(getattr(ckpt, 'name', ckpt)), **settings, seed=seed, size=size, judges=judges, results=rows)
     print(_table(rows))
     if out: atomic_write(Path(out)/'results.json', lambda tmp: tmp.write_text(json.dumps(res, indent=1)))
     return res
@@ -396,14 +407,15 @@ def _errors(runs, i, judge):
     return {k: sum((r if judge == 'evaluator' else r['judge2'])['errors'][k] for r in rows) for k in ERROR_KINDS}
 
 def _reused(ckpt, seed, folder, kw):
-    "The results an earlier run saved in folder for this checkpoint, seed, label files and sampling; None when there are none."
+    "The results an earlier run saved in folder for this checkpoint, seed, label files, sampling and judges; None when there are none."
     saved = Path(folder)/'results.json' if folder else None
     if not saved or not saved.is_file(): return None
     res = json.loads(saved.read_text())
     files = [Path(f).name for f in kw.get('labels_files') or EVAL_FILES]
     asked = {k: kw[k] for k in ('sampler', 'steps', 'w', 'eta') if kw.get(k) is not None}
     same = res['ckpt'] == str(getattr(ckpt, 'name', ckpt)) and res['seed'] == seed and [r['file'] for r in res['results']] == files
-    return res if same and all(res[k] == v for k, v in asked.items()) and 'judge2' in res['results'][0] else None
+    judges = dict(evaluator=evaluator_id(kw.get('evaluator')), judge2=evaluator_id(kw.get('judge2', JUDGE2_PATH)))
+    return res if same and all(res[k] == v for k, v in asked.items()) and res.get('judges') == judges else None
 
 def evaluate_seeds(ckpt, seeds=(0, 1, 2, 3, 4), out=None, **kw):
     "`evaluate` once per sampling seed (into out/seed<S>, reusing a seed saved there before, so runs can share the seeds); per file the mean and sample standard deviation over the seeds, written to out/summary.json."
@@ -429,7 +441,7 @@ HANDIN_LABELS = ['red sphere', 'cyan cylinder', 'cyan cube']   # the course's de
 def denoising_row(ckpt, labels=HANDIN_LABELS, sampler=None, steps=None, w=None, eta=0., seed=0, frames=10, device='auto'):
     "(frames,3,64,64) in [-1,1]: x_t from pure noise (first) to the final image (last), evenly spaced over the reverse process (None: the checkpoint's sampler settings)."
     pipe = load_pipeline(ckpt, device=device); dev = next(pipe.net.parameters()).device
-    steps = steps or pipe.sampling['steps']
+    sampler, steps, w = pipe.settings(sampler, steps, w).values()
     if not 2 <= frames <= steps + 1: raise ValueError(f'frames must be from 2 to steps + 1 = {steps + 1}, got {frames}')
     x, snaps = sample(pipe, encode([labels]).to(dev), sampler, steps, w, eta, seed=seed, keep=frames - 1)
     return eval_input(torch.cat([snaps['xt'][:, 0], x.cpu()]).clamp(-1, 1))

@@ -4,8 +4,8 @@
 
 # %% auto 0
 __all__ = ['GAN_BASE', 'GAN_PRESETS', 'D_NORMS', 'get_gan_config', 'dcgan_init', 'Generator', 'Discriminator', 'make_generator',
-           'make_discriminator', 'frozen_classifier', 'cls_weight_at', 'd_loss', 'g_loss', 'gan_curves', 'train_gan',
-           'load_generator', 'generate', 'is_gan_checkpoint', 'as_generator']
+           'make_discriminator', 'frozen_classifier', 'cls_weight_at', 'd_loss', 'g_loss', 'term_pulls', 'gan_curves',
+           'train_gan', 'load_generator', 'generate', 'is_gan_checkpoint', 'as_generator', 'fit_to_classifier']
 
 # %% ../nbs/06_gan.ipynb 3
 import json, math, time
@@ -34,6 +34,7 @@ GAN_PRESETS = dict(
     tiny=dict(z_dim=32, emb_dim=32, g_width=16, d_width=16, n_train=256, batch_size=16, steps=100,
               log_every=10, ckpt_every=50, sample_every=0, _about='seconds on a CPU; for tests and demos'),
     cpu=dict(steps=2500, sample_every=500, _about='32x32, batch 64, 2500 steps (9 epochs): a CPU-sized run'),
+    cpu64=dict(size=64, steps=2500, sample_every=500, _about='the cpu run at 64x64 (one level more in each player), beside the cpu64 diffusion preset'),
     report=dict(size=64, batch_size=512, steps=3000 * N_TRAIN // 512, ckpt_every=2000, sample_every=5000,
                 _about="report D (Lab6): 64x64, batch 512, Adam 2e-4 (0.5, 0.999), 3000 epochs, lambda 0.2"))
 
@@ -143,7 +144,13 @@ def g_loss(D, clf, fake, c, cfg, step):
     cls = bce(clf(eval_input(fake)), c) if clf is not None else torch.zeros((), device=fake.device)
     return cfg['adv_weight'] * adv + lam * cls, adv, cls
 
-# %% ../nbs/06_gan.ipynb 29
+# %% ../nbs/06_gan.ipynb 25
+def term_pulls(fake, adv, cls, cfg, step):
+    "How hard each term of G's loss pulls on G's images `fake`: the norm of each weighted term's gradient at G's output."
+    norm = lambda term: torch.autograd.grad(term, fake, retain_graph=True)[0].norm().item() if term.requires_grad else 0.
+    return dict(adv=norm(cfg['adv_weight'] * adv), cls=norm(cls_weight_at(step, cfg) * cls))
+
+# %% ../nbs/06_gan.ipynb 32
 def _gan_snapshot(G, D, opt_g, opt_d, step, cfg, losses):
     "Everything to continue exactly; the generator's weights under 'model' like a diffusion checkpoint."
     return dict(config=cfg, model=G.state_dict(), ema=None, disc=D.state_dict(), opt_g=opt_g.state_dict(),
@@ -165,7 +172,7 @@ def _gan_grid(G, cfg, path):
     "Generate the 32 test.json conditions (seed 0) and save an 8-per-row grid."
     save_grid(generate(G, encode(read_labels(DATA_DIR/'test.json')), seed=0), path, ncol=8)
 
-# %% ../nbs/06_gan.ipynb 30
+# %% ../nbs/06_gan.ipynb 33
 def train_gan(cfg, data=None, out='runs/gan', resume=False, minutes=None, until=None, device='auto'):
     "Train the conditional GAN (stop early after `minutes` or at step `until`); returns {'ckpt', 'step', 'finished', 'losses'}."
     out, t0 = Path(out), time.time()
@@ -205,6 +212,7 @@ def train_gan(cfg, data=None, out='runs/gan', resume=False, minutes=None, until=
             opt_d.zero_grad(set_to_none=True); loss_d.backward(); opt_d.step()
             D.requires_grad_(False)                                              # ... then G against the updated D
             loss_g, adv, cls = g_loss(D, clf, fake, c, cfg, step)
+            pull = term_pulls(fake, adv, cls, cfg, step) if (step + 1) % cfg['log_every'] == 0 else None
             opt_g.zero_grad(set_to_none=True); loss_g.backward(); opt_g.step()
             D.requires_grad_(True)
             if not (math.isfinite(loss_d.item()) and math.isfinite(loss_g.item())):
@@ -215,7 +223,7 @@ def train_gan(cfg, data=None, out='runs/gan', resume=False, minutes=None, until=
             if step % cfg['log_every'] == 0:
                 mean = {k: sum(v[-cfg['log_every']:]) / cfg['log_every'] for k, v in losses.items()}
                 bar.set_postfix(D=f"{mean['D']:.3f}", adv=f"{mean['adv']:.3f}", cls=f"{mean['cls']:.3f}")
-                with open(out/'log.jsonl', 'a') as f: f.write(json.dumps(dict(step=step, **mean)) + '\n')
+                with open(out/'log.jsonl', 'a') as f: f.write(json.dumps(dict(step=step, **mean, **{f'pull_{k}': v for k, v in pull.items()})) + '\n')
             if cfg['sample_every'] and step % cfg['sample_every'] == 0:
                 (out/'samples').mkdir(exist_ok=True); _gan_grid(G, cfg, out/'samples'/f'step{step:07d}.png'); G.train()
             if step % cfg['ckpt_every'] == 0:
@@ -229,7 +237,7 @@ def train_gan(cfg, data=None, out='runs/gan', resume=False, minutes=None, until=
     if finished and cfg['sample_every']: _gan_grid(G, cfg, out/'samples.png')
     return dict(ckpt=ckpt, step=step, finished=finished, losses=losses)
 
-# %% ../nbs/06_gan.ipynb 32
+# %% ../nbs/06_gan.ipynb 35
 def load_generator(path, device='auto'):
     "Rebuild (generator in eval mode, config) from a GAN checkpoint alone."
     ck = load_checkpoint(path)
@@ -262,3 +270,15 @@ def as_generator(ckpt, device='auto'):
     make = lambda cond, seed: generate(G, cond, seed=seed)
     make.settings, make.name = dict(sampler='gan', steps=None, w=None, eta=None), str(ckpt)
     return make
+
+# %% ../nbs/06_gan.ipynb 50
+def fit_to_classifier(G, clf, conds, steps=100, batch_size=8, lr=5e-3, seed=0):
+    "Train G on the classifier term alone (no discriminator) with labels drawn from `conds`; returns the losses. A diagnostic: can the classifier's gradient teach G the labels?"
+    dev = next(G.parameters()).device
+    opt = torch.optim.Adam(G.parameters(), lr=lr, betas=(0.5, 0.999)); g = torch.Generator().manual_seed(seed); losses = []
+    G.train()
+    for _ in range(steps):
+        c = conds[torch.randint(len(conds), (batch_size,), generator=g)].float().to(dev)
+        loss = F.binary_cross_entropy_with_logits(clf(eval_input(G(torch.randn(batch_size, G.z_dim, generator=g).to(dev), c))), c)
+        opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); losses.append(loss.item())
+    return losses

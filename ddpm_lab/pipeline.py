@@ -70,6 +70,10 @@ class Pipeline:
     sampling: dict = field(default_factory=lambda: dict(SAMPLING_DEFAULTS))   # sampler, steps, w
     config: dict = None           # the training config, when loaded from a checkpoint
     def __post_init__(self): check_pred(self.pred)
+    def settings(self, sampler=None, steps=None, w=None):
+        "The sampler settings to use: each one given, else this pipeline's recommended one."
+        given = dict(sampler=sampler, steps=steps, w=w)
+        return {k: self.sampling[k] if v is None else v for k, v in given.items()}
 
 def make_model(cfg):
     "Build the network a config describes."

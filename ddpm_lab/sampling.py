@@ -159,7 +159,7 @@ def sample(pipe:Pipeline, # the network with its schedule, prediction target, si
            progress=False, # show a tqdm bar over the batches
            batch_size=128): # images per network batch: a long label file runs in batches, with the same images as one batch
     "Generate images (B,3,size,size) in [-1,1] for labels `cond`; with `keep`, (images, snapshots). Unset sampler, steps and w are the pipeline's."
-    sampler, steps, w = [pipe.sampling[k] if v is None else v for k, v in zip(('sampler', 'steps', 'w'), (sampler, steps, w))]
+    sampler, steps, w = pipe.settings(sampler, steps, w).values()
     schedule, pred, size = pipe.schedule, pipe.pred, pipe.size
     check_sampler(sampler); check_cond(cond, pipe.net); check_guidance(w, sampler, eta); check_steps(steps, schedule.T)
     if pred == 'eps' and schedule.alpha_bar[-1] == 0:
@@ -212,7 +212,7 @@ def sample_labels_file(ckpt, # checkpoint written by ddpm_lab.train
     lists = read_labels(labels_file)
     if isinstance(lists, dict): raise ValueError(f'{labels_file} is a train-format file; sample_labels_file expects a list of label lists')
     pipe = load_pipeline(ckpt, ema=True, device=device)
-    sampler, steps, w = [pipe.sampling[k] if v is None else v for k, v in zip(('sampler', 'steps', 'w'), (sampler, steps, w))]
+    sampler, steps, w = pipe.settings(sampler, steps, w).values()
     out = check_out_dir(out)   # after the (quick) checks of the inputs, before the work
     cond = encode(lists).to(next(pipe.net.parameters()).device)
     start = time.perf_counter()
@@ -245,7 +245,7 @@ def demo_figure(pipe, labels, # a Pipeline and one label list ([] = unconditiona
     "Sample one image for `labels` and draw it with its denoising strip."
     dev = next((p.device for p in [*pipe.net.parameters(), *pipe.net.buffers()]), torch.device('cpu'))
     cond = (encode(labels) if labels else torch.zeros(len(LABELS)))[None].to(dev)
-    steps = steps or pipe.sampling['steps']
+    sampler, steps, w = pipe.settings(sampler, steps, w).values()
     x, snaps = sample(pipe, cond, sampler, steps, w, seed=seed, keep=min(n_keep, steps))
     return show_denoising(x, snaps, [', '.join(labels) or 'unconditional'])
 

@@ -2,7 +2,7 @@
 import json, torch, pytest
 from ddpm_lab.data import DATA_DIR, LABELS, HELDOUT_FILES, encode, read_labels, own_label_lists
 from ddpm_lab.render import render
-from ddpm_lab.evaluation import (JUDGE2_PATH, EVAL_FILES, build_evaluator, save_evaluator, load_evaluator, predict, course_accuracy,
+from ddpm_lab.evaluation import (JUDGE2_PATH, ceiling, EVAL_FILES, build_evaluator, save_evaluator, load_evaluator, predict, course_accuracy,
                                  hits, error_kinds, grain, saturation, cleanliness, evaluate)
 from conftest import run_cli
 
@@ -35,7 +35,9 @@ def test_unknown_architecture_is_refused_before_rendering(tmp_path):
 def test_the_shipped_second_judge_is_another_family_near_the_ceiling():
     raw = torch.load(JUDGE2_PATH, weights_only=True)
     assert raw['arch'] == 'regnet_y_400mf' and raw['meta']['config']['jitter'] is False and raw['meta']['config']['seed'] != 0
-    assert all(v >= 0.96 for k, v in raw['meta']['ceiling'].items() if k.endswith('@64')), raw['meta']['ceiling']   # 0.961 / 0.973: short of 0.97 on test.json
+    for f in ('test.json', 'new_test.json'):   # measured again, not read from the file: 0.978 / 0.975 at 64x64
+        measured = ceiling(JUDGE2_PATH, DATA_DIR / f, size=64)
+        assert measured >= 0.97 and abs(measured - raw['meta']['ceiling'][f'{f}@64']) < 1e-6, (f, measured)
     assert type(load_evaluator(JUDGE2_PATH)).__name__ == 'RegNet' and JUDGE2_PATH.stat().st_size < 10e6
 
 
@@ -106,3 +108,5 @@ def test_evaluate_seeds_reuses_the_seeds_saved_in_its_folder(tmp_path, monkeypat
     monkeypatch.setattr(E, 'evaluate', lambda *a, **k: pytest.fail('a saved seed must not be sampled again'))
     assert E.evaluate_seeds(tmp_path/'ckpt.pt', (0, 1), out=tmp_path/'eval', **kw) == first
     with pytest.raises(pytest.fail.Exception): E.evaluate_seeds(tmp_path/'ckpt.pt', (0, 1), out=tmp_path/'eval', **(kw | dict(steps=3)))   # other settings: sampled again
+    E.save_evaluator(kw['judge2'], tmp_path/'j2.pth', arch='regnet_y_400mf')
+    with pytest.raises(pytest.fail.Exception): E.evaluate_seeds(tmp_path/'ckpt.pt', (0, 1), out=tmp_path/'eval', **(kw | dict(judge2=tmp_path/'j2.pth')))   # another judge: scored again

@@ -24,3 +24,13 @@ def test_the_sampler_choice_is_the_default():
     c = json.loads((ROOT / 'results' / 'sampler_choice.json').read_text())
     assert c['best'] == SAMPLING_DEFAULTS and set(c['files']) == {'heldout.json', 'novel.json'} and len(c['seeds']) >= 5
     assert max(c['settings'], key=lambda s: s['score'])['score'] == next(s['score'] for s in c['settings'] if {k: s[k] for k in SAMPLING_DEFAULTS} == SAMPLING_DEFAULTS)
+
+
+def test_the_recipe_log_in_the_docs_is_the_committed_log():
+    "Every recipe of results/recipes.json (bench/recipe_log.py) is in docs/results.md with its size and its score, under both judges."
+    log = json.loads((ROOT / 'results' / 'recipes.json').read_text())
+    docs = (ROOT / 'docs' / 'results.md').read_text()
+    assert {e['name'] for e in log} >= {'cpu', 'cpu64'}
+    for e in log:
+        assert all(set(v) >= {'evaluator', 'judge2'} for v in e['files'].values()) and len(e['seeds']) >= 5
+        assert any(l.startswith(f"| {e['name']} | {e['size']} |") and f"**{e['score']:.3f}**" in l for l in docs.splitlines()), e['name']

@@ -1,0 +1,69 @@
+"""Why the cpu GAN did not learn its labels, and a recipe that does (issue 23.3; notebook 06, last section).
+
+Runs report D's DCGAN at the `cpu` GAN preset (32x32, batch 64), 1000 steps, with these generator losses:
+  lambda1            0.8 x adversarial + 1.0 x classifier (report D: 0.2), the shipped evaluator in the loss
+  lambda5            0.8 x adversarial + 5.0 x classifier, the shipped evaluator in the loss
+  lambda5_judge2     the same with the second judge (data/weights/judge2.pth) in the loss instead: the evaluator that
+                     scores it never took part in its training
+  classifier_only    no adversarial term (0 x adversarial + 1.0 x classifier): how fast the classifier alone teaches
+(Report D's own weight, 0.2, is notebook 07's `cpu` GAN row: 2500 steps, 0.097 / 0.095.)
+Each run lives in RUNS/<name> and resumes where it stopped; its log.jsonl records, every 50 steps, the pull of each
+term (the norm of its weighted gradient at the generated images, gan.term_pulls). A finished run is scored over
+sampling seeds 0-4 on the four evaluation files under both judges (saved in RUNS/<name>/eval and reused).
+`python bench/gan_diagnosis.py` runs (or resumes) what is missing, then writes results/gan_diagnosis.json and prints
+a markdown table; `--only NAME` trains and scores one run and writes nothing else (two processes share the work).
+Usage: PYTHONPATH=. OMP_NUM_THREADS=1 python bench/gan_diagnosis.py [--only NAME] [--runs runs/gan_diagnosis]
+"""
+import argparse, json, platform
+from pathlib import Path
+import torch
+from ddpm_lab.data import DATA_DIR, RESULTS_DIR, atomic_write
+from ddpm_lab.gan import get_gan_config, train_gan, as_generator
+from ddpm_lab.evaluation import evaluate_seeds, JUDGE2_PATH
+
+RUNS = {'lambda1': dict(cls_weight=1.0, steps=1000), 'lambda5': dict(cls_weight=5.0, steps=1000),
+        'lambda5_judge2': dict(cls_weight=5.0, steps=1000, evaluator=str(JUDGE2_PATH)),
+        'classifier_only': dict(adv_weight=0., cls_weight=1.0, steps=1000)}
+SEEDS = [0, 1, 2, 3, 4]
+
+
+def pulls(folder):
+    "Mean pulls of the two terms over the logged steps of a run, early (first 500 steps) and late (the rest)."
+    log = [json.loads(l) for l in (Path(folder) / 'log.jsonl').read_text().splitlines()]
+    mean = lambda rows, k: sum(r[k] for r in rows) / max(1, len(rows))
+    parts = dict(early=[r for r in log if r['step'] <= 500], late=[r for r in log if r['step'] > 500])
+    return {p: dict(adv=mean(rows, 'pull_adv'), cls=mean(rows, 'pull_cls'), steps=len(rows) * 50) for p, rows in parts.items() if rows}
+
+
+def run(name, runs):
+    "Train (or resume) one run to the end and score it; returns its record."
+    folder = Path(runs) / name
+    if not (folder / 'eval' / 'summary.json').is_file():   # a run already scored is read back, wherever it was trained
+        res = train_gan(get_gan_config('cpu', **RUNS[name]), out=folder, resume=True)
+        evaluate_seeds(as_generator(res['ckpt'], device='cpu'), SEEDS, out=folder / 'eval')
+    summ = json.loads((folder / 'eval' / 'summary.json').read_text())
+    steps = json.loads((folder / 'log.jsonl').read_text().splitlines()[-1])['step']
+    changes = {k: Path(v).name if k == 'evaluator' else v for k, v in RUNS[name].items()}
+    return dict(run=name, changes=changes, steps=steps, pulls=pulls(folder),
+                files={f: dict(evaluator=v['accuracy']['mean'], evaluator_std=v['accuracy']['std'],
+                               judge2=v['judge2']['mean'], judge2_std=v['judge2']['std']) for f, v in summ['files'].items()})
+
+
+def main():
+    P = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    P.add_argument('--only', choices=list(RUNS))
+    P.add_argument('--runs', default='runs/gan_diagnosis')
+    a = P.parse_args()
+    if a.only: return run(a.only, a.runs)
+    recs = [run(n, a.runs) for n in RUNS]
+    meta = dict(machine=f'{platform.machine()} CPU, torch {torch.__version__}', preset='cpu GAN (32x32, batch 64), 1000 steps', seeds=SEEDS)
+    atomic_write(RESULTS_DIR / 'gan_diagnosis.json', lambda tmp: tmp.write_text(json.dumps(dict(meta=meta, runs=recs), indent=1)))
+    print('| G loss | pull adv / cls (steps <= 500) | pull adv / cls (later) | file | evaluator | judge2 |\n|---|---|---|---|---|---|')
+    for r in recs:
+        p = lambda part: f"{r['pulls'][part]['adv']:.3f} / {r['pulls'][part]['cls']:.3f}" if part in r['pulls'] else '-'
+        for f, v in r['files'].items():
+            print(f"| {r['run']} | {p('early')} | {p('late')} | {f} | {v['evaluator']:.3f} ± {v['evaluator_std']:.3f} | {v['judge2']:.3f} ± {v['judge2_std']:.3f} |")
+
+
+if __name__ == '__main__':
+    main()

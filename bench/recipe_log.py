@@ -1,0 +1,69 @@
+"""The recipe log (issue 22.3): every diffusion recipe tried, under both judges, on the course's files and our own.
+
+Each recipe is one training run and the `evaluate_seeds` summary of its checkpoint (sampling seeds 0-4, the
+checkpoint's default sampler). Training minutes and images/s come from the run's log.jsonl when its folder is here
+(`--runs`); the shipped checkpoint's run folder is not kept, so its entry carries the figures measured when it was
+trained (docs/results.md, "The shipped checkpoint"). The log is kept in results/recipes.json: a recipe whose run or
+summary is not on this machine keeps its committed entry. Recipes are chosen on heldout.json and novel.json, under
+the lower of the two judges; test.json and new_test.json are reported, never used to choose.
+Usage: PYTHONPATH=. python bench/recipe_log.py [--runs /work/bgout]
+"""
+import argparse, json
+from pathlib import Path
+from ddpm_lab.data import RESULTS_DIR, atomic_write
+
+RECIPES = [   # name, what it changes against the cpu preset, where its run and its summary are (under --runs unless absolute)
+    dict(name='cpu', changes='the cpu preset: 32x32, 2x2 patches (the shipped checkpoint)', summary=str(RESULTS_DIR / 'headline.json'),
+         training=dict(minutes=30.1, img_s=143, steps=4000, images=256_000, threads=2, machine='2-core AMD EPYC, alone', note='measured when it was trained')),
+    dict(name='cpu64', changes='size 64, 4x4 patches (the cpu64 preset): the same network and grids at the course size',
+         run='cpu64', summary='cpu64_eval/summary.json', threads=1, machine='2-core AMD EPYC, one thread, sharing the cores with one or two other jobs'),
+]
+FILES = ('test.json', 'new_test.json', 'heldout.json', 'novel.json')
+OURS = ('heldout.json', 'novel.json')
+
+
+def training(run):
+    "Minutes, mean images/s, steps and images seen of a run folder, from its log.jsonl (steps logged every 50)."
+    log = [json.loads(l) for l in (Path(run) / 'log.jsonl').read_text().splitlines()]
+    cfg = json.loads((Path(run) / 'config.json').read_text())
+    per = [log[0]['step']] + [b['step'] - a['step'] for a, b in zip(log, log[1:])]
+    seconds = sum(n * cfg['batch_size'] / r['img_s'] for n, r in zip(per, log))
+    return dict(minutes=round(seconds / 60, 1), img_s=round(log[-1]['step'] * cfg['batch_size'] / seconds, 1),
+                steps=log[-1]['step'], images=log[-1]['step'] * cfg['batch_size'])
+
+
+def entry(recipe, runs):
+    "A recipe's log entry from its run and its summary, or None when they are not on this machine."
+    at = lambda p: Path(p) if Path(p).is_absolute() else Path(runs) / p
+    if not at(recipe['summary']).is_file() or ('run' in recipe and not at(recipe['run']).is_dir()): return None
+    summ = json.loads(at(recipe['summary']).read_text())
+    train = recipe.get('training') or dict(training(at(recipe['run'])), threads=recipe['threads'], machine=recipe['machine'])
+    judged = lambda f, j: dict(mean=round(summ['files'][f][j]['mean'], 4), std=round(summ['files'][f][j]['std'], 4))
+    files = {f: dict(evaluator=judged(f, 'accuracy'), judge2=judged(f, 'judge2'), grain=round(summ['files'][f]['grain']['mean'], 2),
+                     floor_colour=round(summ['files'][f]['saturation']['mean'], 2)) for f in FILES}
+    lower = min(sum(files[f][j]['mean'] for f in OURS) / len(OURS) for j in ('evaluator', 'judge2'))
+    return dict(name=recipe['name'], changes=recipe['changes'], training=train, training_seeds=1, size=summ['size'],
+                sampling={k: summ[k] for k in ('sampler', 'steps', 'w')}, seeds=summ['seeds'], files=files, score=round(lower, 4))
+
+
+def main():
+    P = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    P.add_argument('--runs', default='runs/recipes')
+    a = P.parse_args()
+    path = RESULTS_DIR / 'recipes.json'
+    kept = {e['name']: e for e in json.loads(path.read_text())} if path.is_file() else {}
+    log = [entry(r, a.runs) or kept.get(r['name']) for r in RECIPES]
+    log = [e for e in log if e]
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(log, indent=1)))
+    cell = lambda e, f, j: f"{e['files'][f][j]['mean']:.3f} ± {e['files'][f][j]['std']:.3f}"
+    print('| recipe | size | minutes | img/s | images | ' + ' | '.join(f'{Path(f).stem} (ev / j2)' for f in FILES) + ' | grain | floor colour | score |')
+    print('|---' * (8 + len(FILES)) + '|')
+    for e in log:
+        t = e['training']
+        print(f"| {e['name']} | {e['size']} | {t['minutes']} ({t['threads']} thr.) | {t['img_s']} | {t['images'] // 1000}k | "
+              + ' | '.join(f"{cell(e, f, 'evaluator')} / {cell(e, f, 'judge2')}" for f in FILES)
+              + f" | {e['files']['heldout.json']['grain']} | {e['files']['heldout.json']['floor_colour']} | **{e['score']:.3f}** |")
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,42 @@
+"The GAN's classifier term: its gradient reaches the generator, it can teach the labels alone, and training logs how hard it pulls."
+import json
+import torch
+from ddpm_lab.data import DATA_DIR, encode, read_labels
+from ddpm_lab.evaluation import load_evaluator, predict, course_accuracy
+from ddpm_lab.gan import (get_gan_config, make_generator, make_discriminator, frozen_classifier, g_loss, generate,
+                          fit_to_classifier, term_pulls, train_gan)
+
+TEST = encode(read_labels(DATA_DIR / 'test.json'))
+
+
+def test_the_classifier_gradient_reaches_every_generator_weight_and_no_classifier_weight():
+    cfg = get_gan_config('tiny', adv_weight=0., cls_weight=1.)
+    torch.manual_seed(1)
+    G, D, clf = make_generator(cfg), make_discriminator(cfg), frozen_classifier(device='cpu')
+    total, adv, cls = g_loss(D, clf, G(torch.randn(4, cfg['z_dim']), TEST[:4]), TEST[:4], cfg, step=0)
+    total.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in G.parameters())
+    assert all(p.grad is None for p in clf.parameters())
+
+
+def test_the_classifier_term_alone_raises_the_evaluators_accuracy():
+    torch.manual_seed(0)
+    G, ev = make_generator(get_gan_config('tiny')), load_evaluator()
+    acc = lambda: course_accuracy(predict(ev, generate(G, TEST)), TEST)
+    before = acc()
+    losses = fit_to_classifier(G, frozen_classifier(device='cpu'), TEST, steps=100)
+    assert acc() > before + 0.15 and losses[-1] < losses[0] / 2
+
+
+def test_training_logs_the_pull_of_both_terms(tmp_path):
+    train_gan(get_gan_config('tiny', steps=20), out=tmp_path)
+    log = [json.loads(l) for l in (tmp_path / 'log.jsonl').read_text().splitlines()]
+    assert [r['step'] for r in log] == [10, 20] and all(r['pull_adv'] > 0 and r['pull_cls'] > 0 for r in log)
+
+
+def test_pulls_weigh_each_term_and_a_term_without_gradient_pulls_nothing():
+    fake = torch.randn(2, 3, 8, 8, requires_grad=True)
+    adv, cls = (fake ** 2).sum(), fake.sum()
+    p = term_pulls(fake, adv, cls, dict(adv_weight=0.5, cls_weight=2., cls_weight_end=None, steps=10), step=0)
+    assert torch.isclose(torch.tensor(p['adv']), (fake.detach()).norm()) and abs(p['cls'] - 2 * 384 ** 0.5) < 1e-4
+    assert term_pulls(fake, adv, torch.zeros(()), dict(adv_weight=1., cls_weight=0., cls_weight_end=None, steps=10), 0)['cls'] == 0.
