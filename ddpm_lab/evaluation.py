@@ -406,7 +406,7 @@ def _errors(runs, i, judge):
     rows = [run['results'][i] for run in runs]
     return {k: sum((r if judge == 'evaluator' else r['judge2'])['errors'][k] for r in rows) for k in ERROR_KINDS}
 
-def _reused(ckpt, seed, folder, kw):
+def _reused(ckpt, seed, folder, kw, judges):
     "The results an earlier run saved in folder for this checkpoint, seed, label files, sampling and judges; None when there are none."
     saved = Path(folder)/'results.json' if folder else None
     if not saved or not saved.is_file(): return None
@@ -414,13 +414,13 @@ def _reused(ckpt, seed, folder, kw):
     files = [Path(f).name for f in kw.get('labels_files') or EVAL_FILES]
     asked = {k: kw[k] for k in ('sampler', 'steps', 'w', 'eta') if kw.get(k) is not None}
     same = res['ckpt'] == str(getattr(ckpt, 'name', ckpt)) and res['seed'] == seed and [r['file'] for r in res['results']] == files
-    judges = dict(evaluator=evaluator_id(kw.get('evaluator')), judge2=evaluator_id(kw.get('judge2', JUDGE2_PATH)))
     return res if same and all(res[k] == v for k, v in asked.items()) and res.get('judges') == judges else None
 
 def evaluate_seeds(ckpt, seeds=(0, 1, 2, 3, 4), out=None, **kw):
     "`evaluate` once per sampling seed (into out/seed<S>, reusing a seed saved there before, so runs can share the seeds); per file the mean and sample standard deviation over the seeds, written to out/summary.json."
     folders = {s: Path(out)/f'seed{s}' if out else None for s in seeds}
-    runs = [_reused(ckpt, s, folders[s], kw) or evaluate(ckpt, seed=s, out=folders[s], **kw) for s in seeds]
+    judges = dict(evaluator=evaluator_id(kw.get('evaluator')), judge2=evaluator_id(kw.get('judge2', JUDGE2_PATH)))   # hashed once, not per seed
+    runs = [_reused(ckpt, s, folders[s], kw, judges) or evaluate(ckpt, seed=s, out=folders[s], **kw) for s in seeds]
     stat = lambda v: dict(mean=sum(v) / len(v), std=float(torch.tensor(v).std()) if len(v) > 1 else 0., values=v)
     of = lambda i, get: stat([get(run['results'][i]) for run in runs])
     files = {r['file']: dict(accuracy=of(i, lambda r: r['accuracy']), ceiling=r['ceiling'],

@@ -4,8 +4,9 @@
 
 # %% auto 0
 __all__ = ['GAN_BASE', 'GAN_PRESETS', 'D_NORMS', 'get_gan_config', 'dcgan_init', 'Generator', 'Discriminator', 'make_generator',
-           'make_discriminator', 'frozen_classifier', 'cls_weight_at', 'd_loss', 'g_loss', 'term_pulls', 'gan_curves',
-           'train_gan', 'load_generator', 'generate', 'is_gan_checkpoint', 'as_generator', 'fit_to_classifier']
+           'make_discriminator', 'frozen_classifier', 'cls_weight_at', 'd_loss', 'classifier_loss', 'g_loss',
+           'term_pulls', 'gan_curves', 'train_gan', 'load_generator', 'generate', 'is_gan_checkpoint', 'as_generator',
+           'fit_to_classifier']
 
 # %% ../nbs/06_gan.ipynb 3
 import json, math, time
@@ -135,13 +136,17 @@ def d_loss(D, x, fake, c):
     real, gen = D(x, c), D(fake, c)
     return bce(real, torch.ones_like(real)) + bce(gen, torch.zeros_like(gen))
 
+def classifier_loss(clf, fake, c):
+    "BCE of the frozen classifier's logits on the generated images (resized as the evaluation reads them) against their labels."
+    return F.binary_cross_entropy_with_logits(clf(eval_input(fake)), c)
+
 def g_loss(D, clf, fake, c, cfg, step):
     "Generator loss adv_weight * BCE(D(fake), 1) + lambda * BCE(classifier(fake), c); returns (total, adversarial, classifier)."
     bce = F.binary_cross_entropy_with_logits
     fool = D(fake, c)
     adv = bce(fool, torch.ones_like(fool))
     lam = cls_weight_at(step, cfg)
-    cls = bce(clf(eval_input(fake)), c) if clf is not None else torch.zeros((), device=fake.device)
+    cls = classifier_loss(clf, fake, c) if clf is not None else torch.zeros((), device=fake.device)
     return cfg['adv_weight'] * adv + lam * cls, adv, cls
 
 # %% ../nbs/06_gan.ipynb 25
@@ -279,6 +284,6 @@ def fit_to_classifier(G, clf, conds, steps=100, batch_size=8, lr=5e-3, seed=0):
     G.train()
     for _ in range(steps):
         c = conds[torch.randint(len(conds), (batch_size,), generator=g)].float().to(dev)
-        loss = F.binary_cross_entropy_with_logits(clf(eval_input(G(torch.randn(batch_size, G.z_dim, generator=g).to(dev), c))), c)
+        loss = classifier_loss(clf, G(torch.randn(batch_size, G.z_dim, generator=g).to(dev), c), c)
         opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); losses.append(loss.item())
     return losses
