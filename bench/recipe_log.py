@@ -17,6 +17,8 @@ RECIPES = [   # name, what it changes against the cpu preset, where its run and 
          training=dict(minutes=30.1, img_s=143, steps=4000, images=256_000, threads=2, machine='2-core AMD EPYC, alone', note='measured when it was trained')),
     dict(name='cpu64', changes='size 64, 4x4 patches (the cpu64 preset): the same network and grids at the course size',
          run='cpu64', summary='cpu64_eval/summary.json', threads=1, machine='2-core AMD EPYC, one thread, sharing the cores with one or two other jobs'),
+    dict(name='cpu, training seed 1', changes='the cpu preset with seed=1 (bench/grain_training.py): its second training seed',
+         run='grain_training/run', summary='grain_training/eval/summary.json', threads=1, machine='2-core AMD EPYC, one thread, sharing the cores with two other jobs'),
 ]
 FILES = ('test.json', 'new_test.json', 'heldout.json', 'novel.json')
 OURS = ('heldout.json', 'novel.json')
@@ -63,6 +65,12 @@ def main():
         print(f"| {e['name']} | {e['size']} | {t['minutes']} ({t['threads']} thr.) | {t['img_s']} | {t['images'] // 1000}k | "
               + ' | '.join(f"{cell(e, f, 'evaluator')} / {cell(e, f, 'judge2')}" for f in FILES)
               + f" | {e['files']['heldout.json']['grain']} | {e['files']['heldout.json']['floor_colour']} | **{e['score']:.3f}** |")
+    for name in {e['name'] for e in log}:   # a recipe with more training seeds: the mean over them, per file and judge
+        runs = [e for e in log if e['name'] == name or e['name'].startswith(f'{name}, training seed')]
+        if len(runs) > 1:
+            mean = lambda f, j: sum(e['files'][f][j]['mean'] for e in runs) / len(runs)
+            print(f"\n{name}, mean of {len(runs)} training seeds: " + ', '.join(
+                f"{Path(f).stem} {mean(f, 'evaluator'):.3f} / {mean(f, 'judge2'):.3f}" for f in FILES) + ' (evaluator / judge2)')
 
 
 if __name__ == '__main__':

@@ -1,9 +1,9 @@
 "The GAN's classifier term: its gradient reaches the generator, it can teach the labels alone, and training logs how hard it pulls."
 import json
-import torch
+import pytest, torch
 from ddpm_lab.data import DATA_DIR, encode, read_labels
 from ddpm_lab.evaluation import load_evaluator, predict, course_accuracy
-from ddpm_lab.gan import (get_gan_config, make_generator, make_discriminator, frozen_classifier, g_loss, generate,
+from ddpm_lab.gan import (get_gan_config, make_generator, make_discriminator, frozen_classifier, d_loss, g_loss, g_weights, generate,
                           fit_to_classifier, term_pulls, train_gan)
 
 TEST = encode(read_labels(DATA_DIR / 'test.json'))
@@ -13,7 +13,7 @@ def test_the_classifier_gradient_reaches_every_generator_weight_and_no_classifie
     cfg = get_gan_config('tiny', adv_weight=0., cls_weight=1.)
     torch.manual_seed(1)
     G, D, clf = make_generator(cfg), make_discriminator(cfg), frozen_classifier(device='cpu')
-    total, adv, cls = g_loss(D, clf, G(torch.randn(4, cfg['z_dim']), TEST[:4]), TEST[:4], cfg, step=0)
+    total, _ = g_loss(D, clf, G(torch.randn(4, cfg['z_dim']), TEST[:4]), TEST[:4], cfg, step=0)
     total.backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in G.parameters())
     assert all(p.grad is None for p in clf.parameters())
@@ -37,6 +37,30 @@ def test_training_logs_the_pull_of_both_terms(tmp_path):
 def test_pulls_weigh_each_term_and_a_term_without_gradient_pulls_nothing():
     fake = torch.randn(2, 3, 8, 8, requires_grad=True)
     adv, cls = (fake ** 2).sum(), fake.sum()
-    p = term_pulls(fake, adv, cls, dict(adv_weight=0.5, cls_weight=2., cls_weight_end=None, steps=10), step=0)
+    p = term_pulls(fake, dict(adv=adv, cls=cls), dict(adv=0.5, cls=2.))
     assert torch.isclose(torch.tensor(p['adv']), (fake.detach()).norm()) and abs(p['cls'] - 2 * 384 ** 0.5) < 1e-4
-    assert term_pulls(fake, adv, torch.zeros(()), dict(adv_weight=1., cls_weight=0., cls_weight_end=None, steps=10), 0)['cls'] == 0.
+    assert term_pulls(fake, dict(adv=adv, cls=torch.zeros(())), dict(adv=1., cls=0.))['cls'] == 0.
+    assert g_weights(get_gan_config('cpu', d_head='acgan', aux_weight=3.), 0)['aux'] == 3. and g_weights(get_gan_config('cpu'), 0)['aux'] == 0.
+
+
+def test_an_acgan_discriminator_learns_labels_from_real_images_only():
+    cfg = get_gan_config('tiny', d_head='acgan', aux_weight=2.)
+    torch.manual_seed(0)
+    D, bce = make_discriminator(cfg), torch.nn.functional.binary_cross_entropy_with_logits
+    x, fake, c = torch.rand(4, 3, 32, 32) * 2 - 1, torch.rand(4, 3, 32, 32) * 2 - 1, TEST[:4]
+    (real, labels), (gen, _) = D(x, c), D(fake, c)
+    plain = bce(real, torch.ones(4)) + bce(gen, torch.zeros(4))
+    assert torch.isclose(d_loss(D, x, fake, c, cfg['aux_weight']), plain + 2. * bce(labels, c))
+    assert torch.equal(D(x, TEST[4:8])[1], labels)          # the label head reads the image alone
+
+
+def test_a_projection_discriminator_scores_an_image_by_its_labels():
+    torch.manual_seed(0)
+    D = make_discriminator(get_gan_config('tiny', d_head='projection', d_norm='spectral')).eval()
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.no_grad(): a, b = D(x, TEST[:2]), D(x, TEST[2:4])
+    assert a.shape == (2,) and not torch.allclose(a, b)
+
+
+def test_an_unknown_discriminator_head_names_the_valid_ones():
+    with pytest.raises(ValueError, match='valid d_heads: concat, projection, acgan'): make_discriminator(get_gan_config('cpu', d_head='wgan'))

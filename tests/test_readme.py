@@ -34,3 +34,13 @@ def test_the_recipe_log_in_the_docs_is_the_committed_log():
     for e in log:
         assert all(set(v) >= {'evaluator', 'judge2'} for v in e['files'].values()) and len(e['seeds']) >= 5
         assert any(l.startswith(f"| {e['name']} | {e['size']} |") and f"**{e['score']:.3f}**" in l for l in docs.splitlines()), e['name']
+
+
+def test_the_gan_diagnosis_table_is_the_one_the_bench_wrote():
+    "Every run of results/gan_diagnosis.json (bench/gan_diagnosis.py) is in docs/results.md with both judges' test.json numbers."
+    runs = json.loads((ROOT / 'results' / 'gan_diagnosis.json').read_text())['runs']
+    docs = (ROOT / 'docs' / 'results.md').read_text()
+    for r in runs:
+        v = r['files']['test.json']
+        row = f"| test.json | {v['evaluator']:.3f} ± {v['evaluator_std']:.3f} | {v['judge2']:.3f} ± {v['judge2_std']:.3f} |"
+        assert any(l.startswith(f"| {r['run']} |") and l.endswith(row) for l in docs.splitlines()), f"{r['run']}: {row} not in docs/results.md"
