@@ -14,10 +14,14 @@ and two recipes whose label signal is learnt from real images during the game, w
   acgan_spectral     acgan with spectral norm in D instead of BatchNorm (the cpu_acgan GAN preset)
   acgan_5000         acgan trained on to 5000 steps (continues the finished acgan run in a folder of its own)
   acgan_spectral_5000  acgan_spectral trained on to 5000 steps, the same way
+  acgan_spectral_ema   acgan_spectral with an EMA copy of G (decay 0.999) that generates; its raw G, scored beside
+                     it, is acgan_spectral's recipe and seed trained again (bit for bit only on the same CPU)
 (Report D's own weight, 0.2, is notebook 07's `cpu` GAN row: 2500 steps, 0.097 / 0.095.)
 Each run lives in RUNS/<name> and resumes where it stopped; its log.jsonl records, every 50 steps, the pull of each
 term (the norm of its weighted gradient at the generated images, gan.term_pulls). A finished run is scored over
-sampling seeds 0-4 on the four evaluation files under both judges (saved in RUNS/<name>/eval and reused).
+sampling seeds 0-4 on the four evaluation files under both judges (saved in RUNS/<name>/eval and reused; a run with
+an EMA copy of G is scored with it, and its raw G in RUNS/<name>/eval_raw). Runs recorded in results/gan_diagnosis.json
+are read from there unless their folder holds a newer score.
 `python bench/gan_diagnosis.py` runs (or resumes) what is missing, then writes results/gan_diagnosis.json and prints
 a markdown table; `--only NAME` trains and scores one run and writes nothing else (two processes share the work).
 Usage: PYTHONPATH=. OMP_NUM_THREADS=1 python bench/gan_diagnosis.py [--only NAME] [--runs runs/gan_diagnosis]
@@ -27,7 +31,7 @@ from pathlib import Path
 import torch
 from ddpm_lab.data import DATA_DIR, RESULTS_DIR, atomic_write, normalize
 from ddpm_lab.pipeline import load_checkpoint
-from ddpm_lab.gan import get_gan_config, train_gan, as_generator, make_discriminator, load_generator, generate
+from ddpm_lab.gan import get_gan_config, train_gan, as_generator, make_discriminator, make_generator, load_generator, generate, with_defaults
 from ddpm_lab.evaluation import evaluate_seeds, reference, course_accuracy, JUDGE2_PATH
 
 RUNS = {'lambda1': dict(cls_weight=1.0, steps=1000), 'lambda5': dict(cls_weight=5.0, steps=1000),
@@ -37,7 +41,8 @@ RUNS = {'lambda1': dict(cls_weight=1.0, steps=1000), 'lambda5': dict(cls_weight=
         'projection': dict(d_head='projection', d_norm='spectral', cls_weight=0., steps=2500),
         'acgan_spectral': dict(d_head='acgan', aux_weight=10., d_norm='spectral', cls_weight=0., steps=2500),
         'acgan_5000': dict(d_head='acgan', aux_weight=10., cls_weight=0., steps=5000, start='acgan'),
-        'acgan_spectral_5000': dict(d_head='acgan', aux_weight=10., d_norm='spectral', cls_weight=0., steps=5000, start='acgan_spectral')}
+        'acgan_spectral_5000': dict(d_head='acgan', aux_weight=10., d_norm='spectral', cls_weight=0., steps=5000, start='acgan_spectral'),
+        'acgan_spectral_ema': dict(d_head='acgan', aux_weight=10., d_norm='spectral', cls_weight=0., steps=2500, g_ema=0.999)}
 SEEDS = [0, 1, 2, 3, 4]
 
 
@@ -53,7 +58,7 @@ def head_accuracy(folder):
     "An ACGAN's label head as a classifier: its accuracy on 4 renders of each test file, and on G's images of them (seed 0)."
     ck = load_checkpoint(Path(folder) / 'ckpt.pt')
     if ck['config'].get('d_head') != 'acgan': return None
-    D = make_discriminator(ck['config']); D.load_state_dict(ck['disc']); D.eval()
+    D = make_discriminator(with_defaults(ck['config'])); D.load_state_dict(ck['disc']); D.eval()
     G, _ = load_generator(Path(folder) / 'ckpt.pt', device='cpu')
     head = lambda x, c: course_accuracy(D(x, c)[1], c)
     acc = {}
@@ -62,6 +67,22 @@ def head_accuracy(folder):
             imgs, c = reference(DATA_DIR / f, 4, ck['config']['size'])
             acc[f] = dict(renders=round(head(normalize(imgs), c), 4), generated=round(head(generate(G, c[:len(c) // 4]), c[:len(c) // 4]), 4))
     return acc
+
+
+def raw_generator(ckpt):
+    "A GAN checkpoint's raw G (not its EMA copy) as evaluate takes it."
+    ck = load_checkpoint(ckpt)
+    G = make_generator(with_defaults(ck['config'])); G.load_state_dict(ck['model']); G.eval()
+    make = lambda cond, seed: generate(G, cond, seed=seed)
+    make.settings, make.name = dict(sampler='gan', steps=None, w=None, eta=None), f'{ckpt} (raw G)'
+    return make
+
+
+def scores(summary_file):
+    "Mean and spread per file under both judges, from an evaluate_seeds summary."
+    summ = json.loads(Path(summary_file).read_text())
+    return {f: dict(evaluator=v['accuracy']['mean'], evaluator_std=v['accuracy']['std'],
+                    judge2=v['judge2']['mean'], judge2_std=v['judge2']['std']) for f, v in summ['files'].items()}
 
 
 def run(name, runs):
@@ -74,12 +95,11 @@ def run(name, runs):
             for f in ('ckpt.pt', 'log.jsonl'): shutil.copyfile(Path(runs) / RUNS[name]['start'] / f, folder / f)
         res = train_gan(get_gan_config('cpu', **cfg), out=folder, resume=True)
         evaluate_seeds(as_generator(res['ckpt'], device='cpu'), SEEDS, out=folder / 'eval')
-    summ = json.loads((folder / 'eval' / 'summary.json').read_text())
+        if cfg.get('g_ema'): evaluate_seeds(raw_generator(res['ckpt']), SEEDS, out=folder / 'eval_raw')
     steps = json.loads((folder / 'log.jsonl').read_text().splitlines()[-1])['step']
     changes = {k: Path(v).name if k == 'evaluator' else v for k, v in RUNS[name].items() if k != 'start'}
-    return dict(run=name, changes=changes, steps=steps, pulls=pulls(folder), label_head=head_accuracy(folder),
-                files={f: dict(evaluator=v['accuracy']['mean'], evaluator_std=v['accuracy']['std'],
-                               judge2=v['judge2']['mean'], judge2_std=v['judge2']['std']) for f, v in summ['files'].items()})
+    rec = dict(run=name, changes=changes, steps=steps, pulls=pulls(folder), label_head=head_accuracy(folder), files=scores(folder / 'eval' / 'summary.json'))
+    return rec | (dict(raw_g=scores(folder / 'eval_raw' / 'summary.json')) if RUNS[name].get('g_ema') else {})
 
 
 def main():
@@ -88,14 +108,19 @@ def main():
     P.add_argument('--runs', default='runs/gan_diagnosis')
     a = P.parse_args()
     if a.only: return run(a.only, a.runs)
-    recs = [run(n, a.runs) for n in RUNS]
+    path = RESULTS_DIR / 'gan_diagnosis.json'
+    done = {r['run']: r for r in json.loads(path.read_text())['runs']} if path.is_file() else {}
+    fresh = lambda n: (Path(a.runs) / n / 'eval' / 'summary.json').is_file() or n not in done
+    recs = [run(n, a.runs) if fresh(n) else done[n] for n in RUNS]
     meta = dict(machine=f'{platform.machine()} CPU, torch {torch.__version__}', preset='cpu GAN (32x32, batch 64), steps as each run says', seeds=SEEDS)
-    atomic_write(RESULTS_DIR / 'gan_diagnosis.json', lambda tmp: tmp.write_text(json.dumps(dict(meta=meta, runs=recs), indent=1)))
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(dict(meta=meta, runs=recs), indent=1)))
     print('| G loss | pull adv / cls / aux (steps <= 500) | pull adv / cls / aux (later) | file | evaluator | judge2 |\n|---|---|---|---|---|---|')
     for r in recs:
         p = lambda part: ' / '.join(f"{r['pulls'][part][k]:.3f}" for k in ('adv', 'cls', 'aux')) if part in r['pulls'] else '-'
         for f, v in r['files'].items():
             print(f"| {r['run']} | {p('early')} | {p('late')} | {f} | {v['evaluator']:.3f} ± {v['evaluator_std']:.3f} | {v['judge2']:.3f} ± {v['judge2_std']:.3f} |")
+        for f, v in r.get('raw_g', {}).items():
+            print(f"| {r['run']}, raw G | | | {f} | {v['evaluator']:.3f} ± {v['evaluator_std']:.3f} | {v['judge2']:.3f} ± {v['judge2_std']:.3f} |")
     print('\n| ACGAN run | label head on renders (test / new_test) | label head on its G images (test / new_test) |\n|---|---|---|')
     for r in recs:
         h = r['label_head']

@@ -4,7 +4,7 @@ import pytest, torch
 from ddpm_lab.data import DATA_DIR, encode, read_labels
 from ddpm_lab.evaluation import load_evaluator, predict, course_accuracy
 from ddpm_lab.gan import (get_gan_config, make_generator, make_discriminator, frozen_classifier, d_loss, g_loss, g_weights, generate,
-                          fit_to_classifier, term_pulls, train_gan)
+                          fit_to_classifier, term_pulls, train_gan, load_generator)
 
 TEST = encode(read_labels(DATA_DIR / 'test.json'))
 
@@ -24,8 +24,8 @@ def test_the_classifier_term_alone_raises_the_evaluators_accuracy():
     G, ev = make_generator(get_gan_config('tiny')), load_evaluator()
     acc = lambda: course_accuracy(predict(ev, generate(G, TEST)), TEST)
     before = acc()
-    losses = fit_to_classifier(G, frozen_classifier(device='cpu'), TEST, steps=100)
-    assert acc() > before + 0.15 and losses[-1] < losses[0] / 2
+    losses = fit_to_classifier(G, frozen_classifier(device='cpu'), TEST, steps=200)   # 0.53-0.72 from 0.10-0.11 over init seeds 0-2 on an AVX2 EPYC
+    assert acc() > before + 0.25 and losses[-1] < losses[0] / 2
 
 
 def test_training_logs_the_pull_of_both_terms(tmp_path):
@@ -64,3 +64,41 @@ def test_a_projection_discriminator_scores_an_image_by_its_labels():
 
 def test_an_unknown_discriminator_head_names_the_valid_ones():
     with pytest.raises(ValueError, match='valid d_heads: concat, projection, acgan'): make_discriminator(get_gan_config('cpu', d_head='wgan'))
+
+
+def test_conditional_batchnorm_starts_as_the_plain_generator_and_carries_the_label_alone():
+    torch.manual_seed(0)
+    plain, cbn = make_generator(get_gan_config('tiny')), make_generator(get_gan_config('tiny', g_cond='cbn'))
+    cbn.load_state_dict(plain.state_dict(), strict=False)
+    z, c = torch.randn(2, 32), TEST[:2]
+    plain.eval(); cbn.eval()
+    with torch.no_grad():
+        assert torch.equal(plain(z, c), cbn(z, c))                   # zero-initialised scale and shift
+        for p in cbn.cbn.parameters(): p.normal_(0, 0.5)
+        torch.nn.init.zeros_(cbn.embed[0].weight); torch.nn.init.zeros_(cbn.embed[0].bias)   # no label beside the noise
+        assert not torch.allclose(cbn(z, TEST[:2]), cbn(z, TEST[2:4]))
+    with pytest.raises(ValueError, match='valid g_conds: input, cbn'): make_generator(get_gan_config('tiny', g_cond='film'))
+
+
+def test_an_ema_generator_is_saved_resumed_and_generates(tmp_path):
+    cfg = get_gan_config('tiny', steps=20, g_ema=0.9)
+    train_gan(cfg, out=tmp_path / 'a')
+    ck = torch.load(tmp_path / 'a' / 'ckpt.pt', weights_only=True)
+    G, _ = load_generator(tmp_path / 'a' / 'ckpt.pt', device='cpu')
+    raw = make_generator(cfg); raw.load_state_dict(ck['model'])
+    assert all(torch.equal(v, ck['ema'][k]) for k, v in G.state_dict().items())
+    assert not torch.equal(generate(G, TEST[:4]), generate(raw, TEST[:4]))
+    train_gan(cfg | dict(steps=40), out=tmp_path / 'b')                       # uninterrupted ...
+    train_gan(cfg | dict(steps=40), out=tmp_path / 'a', resume=True)          # ... and resumed: the same EMA
+    ema = lambda d: torch.load(tmp_path / d / 'ckpt.pt', weights_only=True)['ema']
+    assert all(torch.allclose(v, ema('b')[k]) for k, v in ema('a').items())
+
+
+def test_a_checkpoint_written_before_the_new_keys_resumes_and_loads(tmp_path):
+    old_keys = ('d_head', 'aux_weight', 'g_cond', 'g_ema')
+    train_gan(get_gan_config('tiny', steps=10), out=tmp_path)
+    ck = torch.load(tmp_path / 'ckpt.pt', weights_only=True)
+    for k in old_keys: del ck['config'][k]
+    torch.save(ck, tmp_path / 'ckpt.pt')
+    assert train_gan(get_gan_config('tiny', steps=20), out=tmp_path, resume=True)['step'] == 20
+    assert load_generator(tmp_path / 'ckpt.pt', device='cpu')[1]['g_cond'] == 'input'

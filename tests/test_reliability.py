@@ -164,22 +164,36 @@ def test_corrupt_image_in_data_names_the_file(cli, tmp_path):
     one_line_error(r, 'CLEVR_train_000007_0.png')
 
 
+def _announced(out, *args, env):
+    "Start a training process and wait for its announcement, after which the training loop starts: (process, stdout so far)."
+    p = subprocess.Popen(_train_cmd(out, *args), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = [p.stdout.readline()]
+    while lines[-1] and ' -> ' not in lines[-1]: lines.append(p.stdout.readline())
+    return p, ''.join(lines)
+
+
 def test_sigterm_at_random_points_resumes_bitwise(tmp_path):
-    "Stopped by SIGTERM at random moments and resumed each time, a run ends with exactly the weights of an uninterrupted one."
-    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
-    args = ['--set', 'steps=30', 'ckpt_every=1000', 'log_every=1000', 'amp=fp32']
-    r = subprocess.run(_train_cmd(tmp_path / 'full', *args), env=env, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr[-2000:]
-    rng, stops = random.Random(0), 0
-    for attempt in range(30):
-        p = subprocess.Popen(_train_cmd(tmp_path / 'cut', '--resume', *args), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(rng.uniform(3.0, 6.5))   # start-up takes about 3.5 s here: some stops land before the loop, most in it
-        p.send_signal(signal.SIGTERM); out, err = p.communicate(timeout=120)
-        if p.returncode == 0: break        # it finished before the signal
-        stops += p.returncode == 130
-    else: pytest.fail('the interrupted run never finished')
-    assert stops >= 2, 'too few stops landed inside the training loop to test anything'
-    a, b = load_checkpoint(tmp_path / 'full' / 'ckpt.pt'), load_checkpoint(tmp_path / 'cut' / 'ckpt.pt')
-    assert b['step'] == a['step'] == 30 and b['opt']['state'][0]['step'] == a['opt']['state'][0]['step']
+    "Stopped by SIGTERM at random moments (before the loop and inside it) and resumed each time, a run ends with exactly the weights of an uninterrupted one."
+    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONUNBUFFERED': '1'}
+    args, steps = ['--set', 'steps=30', 'ckpt_every=1000', 'log_every=1000', 'amp=fp32'], 30
+    p, _ = _announced(tmp_path / 'full', *args, env=env)
+    t0 = time.time(); out, err = p.communicate(timeout=300); loop = time.time() - t0   # the loop's time at this machine's speed now
+    assert p.returncode == 0, err[-2000:]
+    cut, rng, stops = tmp_path / 'cut', random.Random(0), 0
+    for attempt in range(7):                 # the stop times scale with the machine: nothing here assumes its speed
+        done = load_checkpoint(cut / 'ckpt.pt')['step'] if (cut / 'ckpt.pt').exists() else 0
+        if attempt % 3 == 0:                 # during start-up: the process dies before it has anything to save
+            p = subprocess.Popen(_train_cmd(cut, '--resume', *args), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            time.sleep(rng.uniform(0., 0.5))
+        else:                                # inside the loop, somewhere in the first 70% of what is left
+            p, _ = _announced(cut, '--resume', *args, env=env)
+            time.sleep(rng.uniform(0.1, 0.7) * loop * (steps - done) / steps)
+        p.send_signal(signal.SIGTERM); p.communicate(timeout=120)
+        stops += p.returncode == 130         # stopped in the loop, checkpoint written
+    assert stops >= 2, f'only {stops} stops landed inside the training loop'
+    p = subprocess.run(_train_cmd(cut, '--resume', *args), env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    a, b = load_checkpoint(tmp_path / 'full' / 'ckpt.pt'), load_checkpoint(cut / 'ckpt.pt')
+    assert b['step'] == a['step'] == steps and b['opt']['state'][0]['step'] == a['opt']['state'][0]['step']
     for k in ('model', 'ema'):
         assert all(torch.equal(a[k][n], b[k][n]) for n in a[k]), k
