@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 from ddpm_lab.data import DATA_DIR, RESULTS_DIR, atomic_write, normalize
 from ddpm_lab.pipeline import load_checkpoint
-from ddpm_lab.gan import get_gan_config, train_gan, as_generator, make_discriminator, make_generator, load_generator, generate, with_defaults
+from ddpm_lab.gan import get_gan_config, train_gan, as_generator, make_discriminator, load_generator, generate, with_defaults
 from ddpm_lab.evaluation import evaluate_seeds, reference, course_accuracy, JUDGE2_PATH
 
 RUNS = {'lambda1': dict(cls_weight=1.0, steps=1000), 'lambda5': dict(cls_weight=5.0, steps=1000),
@@ -69,15 +69,6 @@ def head_accuracy(folder):
     return acc
 
 
-def raw_generator(ckpt):
-    "A GAN checkpoint's raw G (not its EMA copy) as evaluate takes it."
-    ck = load_checkpoint(ckpt)
-    G = make_generator(with_defaults(ck['config'])); G.load_state_dict(ck['model']); G.eval()
-    make = lambda cond, seed: generate(G, cond, seed=seed)
-    make.settings, make.name = dict(sampler='gan', steps=None, w=None, eta=None), f'{ckpt} (raw G)'
-    return make
-
-
 def scores(summary_file):
     "Mean and spread per file under both judges, from an evaluate_seeds summary."
     summ = json.loads(Path(summary_file).read_text())
@@ -95,7 +86,7 @@ def run(name, runs):
             for f in ('ckpt.pt', 'log.jsonl'): shutil.copyfile(Path(runs) / RUNS[name]['start'] / f, folder / f)
         res = train_gan(get_gan_config('cpu', **cfg), out=folder, resume=True)
         evaluate_seeds(as_generator(res['ckpt'], device='cpu'), SEEDS, out=folder / 'eval')
-        if cfg.get('g_ema'): evaluate_seeds(raw_generator(res['ckpt']), SEEDS, out=folder / 'eval_raw')
+        if cfg.get('g_ema'): evaluate_seeds(as_generator(res['ckpt'], device='cpu', ema=False), SEEDS, out=folder / 'eval_raw')
     steps = json.loads((folder / 'log.jsonl').read_text().splitlines()[-1])['step']
     changes = {k: Path(v).name if k == 'evaluator' else v for k, v in RUNS[name].items() if k != 'start'}
     rec = dict(run=name, changes=changes, steps=steps, pulls=pulls(folder), label_head=head_accuracy(folder), files=scores(folder / 'eval' / 'summary.json'))

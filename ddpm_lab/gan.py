@@ -288,14 +288,14 @@ def train_gan(cfg, data=None, out='runs/gan', resume=False, minutes=None, until=
     return dict(ckpt=ckpt, step=step, finished=finished, losses=losses)
 
 # %% ../nbs/06_gan.ipynb 39
-def load_generator(path, device='auto'):
-    "Rebuild (generator in eval mode, config) from a GAN checkpoint alone: its EMA copy when it has one."
+def load_generator(path, device='auto', ema=True):
+    "Rebuild (generator in eval mode, config) from a GAN checkpoint alone: its EMA copy when it has one and `ema` is set, else the raw G."
     ck = load_checkpoint(path)
     cfg = with_defaults(ck['config'])
     if cfg.get('arch') != 'gan':
         raise ValueError(f"{path} is a diffusion checkpoint (arch {cfg.get('arch')!r}), not a GAN: load it with ddpm_lab.pipeline.load_pipeline")
     G = make_generator(cfg)
-    weights = ck['ema'] or ck['model']
+    weights = (ema and ck['ema']) or ck['model']
     check_state_dict(G, weights, f'generator of {path}')
     G.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in weights.items()})
     return G.to(get_device(device)).eval(), cfg
@@ -314,12 +314,12 @@ def is_gan_checkpoint(path):
     "True when the checkpoint at `path` holds a GAN (its config says arch='gan')."
     return load_checkpoint(path)['config'].get('arch') == 'gan'
 
-def as_generator(ckpt, device='auto'):
+def as_generator(ckpt, device='auto', ema=True):
     "Any checkpoint as `evaluate` takes it: a GAN's as a function f(cond, seed) -> images (with its `settings` and `name`), a diffusion checkpoint as it is."
     if not is_gan_checkpoint(ckpt): return ckpt
-    G, cfg = load_generator(ckpt, device)
+    G, cfg = load_generator(ckpt, device, ema)
     make = lambda cond, seed: generate(G, cond, seed=seed)
-    make.settings, make.name = dict(sampler='gan', steps=None, w=None, eta=None), str(ckpt)
+    make.settings, make.name = dict(sampler='gan', steps=None, w=None, eta=None), str(ckpt) + ('' if ema else ' (raw G)')
     return make
 
 # %% ../nbs/06_gan.ipynb 54
