@@ -15,7 +15,7 @@ from .data import LABELS, COLORS, SHAPES, DATA_DIR, CACHE_DIR, get_device, devic
 from .render import RENDER_VERSION, render, random_label_lists
 from .data import check_choice
 from .pipeline import load_pipeline, check_state_dict
-from .sampling import sample
+from .sampling import FULL, sample
 
 # %% auto 0
 __all__ = ['EVAL_SIZE', 'EVALUATOR_PATH', 'JUDGE2_PATH', 'EVALUATOR_ARCHS', 'ERROR_KINDS', 'REF_SEED', 'COURSE_FILES',
@@ -360,16 +360,16 @@ def _frechet(f1, f2):
     "Frechet distance, or None when a set has fewer than 2 images (no covariance)."
     return frechet_distance(f1, f2) if min(len(f1), len(f2)) >= 2 else None
 
-def _diffusion(ckpt, sampler, steps, w, eta, device):
+def _diffusion(ckpt, sampler, steps, w, eta, interval, device):
     "A diffusion checkpoint as an images-from-labels function f(cond, seed), with the sampler settings it uses (None: the checkpoint's recommended ones)."
     pipe = load_pipeline(ckpt, device=device); dev = next(pipe.net.parameters()).device
-    settings = pipe.settings(sampler, steps, w) | dict(eta=eta)
+    settings = pipe.settings(sampler, steps, w) | dict(eta=eta, interval=list(interval))
     return (lambda cond, seed: sample(pipe, cond.to(dev), **settings, seed=seed).cpu()), settings
 
 def evaluate(ckpt,                # diffusion checkpoint, or a function f(cond, seed) -> images in [-1,1] with a `settings` dict (a GAN's: ddpm_lab.gan.as_generator)
              evaluator=None,      # evaluator module or course-format weight file (default: the shipped one)
              labels_files=None,   # label-list files (default: EVAL_FILES, the course's two and our heldout and novel lists)
-             sampler=None, steps=None, w=None, eta=0.,  # sampling (see ddpm_lab.sampling.sample); None: the checkpoint's recommended setting
+             sampler=None, steps=None, w=None, eta=0., interval=FULL,  # sampling (see ddpm_lab.sampling.sample); None: the checkpoint's recommended setting
              seed=0,              # seed of the initial noise
              out=None,            # folder for the grids and results.json (None: write nothing)
              n_renders=10,        # reference renders of each label list for the ceiling and the Frechet reference
@@ -378,7 +378,7 @@ def evaluate(ckpt,                # diffusion checkpoint, or a function f(cond, 
     "Sample each label file with a checkpoint; score it under both judges against their ceilings, measure its cleanliness and Frechet distance; print a table and return the results. Grids are saved at 64x64 per image, as the evaluators read them."
     files = labels_files or [DATA_DIR/f for f in EVAL_FILES]
     lists = {f: _label_lists(f) for f in map(Path, files)}   # every input read and checked before any sampling
-    make, settings = (ckpt, ckpt.settings) if callable(ckpt) else _diffusion(ckpt, sampler, steps, w, eta, device)
+    make, settings = (ckpt, ckpt.settings) if callable(ckpt) else _diffusion(ckpt, sampler, steps, w, eta, interval, device)
     ev, j2 = _as_evaluator(evaluator, device), _as_evaluator(judge2, device)
     if out: check_out_dir(out)   # and the output too
     rows = []
@@ -412,9 +412,9 @@ def _reused(ckpt, seed, folder, kw, judges):
     if not saved or not saved.is_file(): return None
     res = json.loads(saved.read_text())
     files = [Path(f).name for f in kw.get('labels_files') or EVAL_FILES]
-    asked = {k: kw[k] for k in ('sampler', 'steps', 'w', 'eta') if kw.get(k) is not None}
+    asked = {k: kw[k] for k in ('sampler', 'steps', 'w', 'eta') if kw.get(k) is not None} | dict(interval=list(kw.get('interval', FULL)))
     same = res['ckpt'] == str(getattr(ckpt, 'name', ckpt)) and res['seed'] == seed and [r['file'] for r in res['results']] == files
-    return res if same and all(res[k] == v for k, v in asked.items()) and res.get('judges') == judges else None
+    return res if same and all(res.get(k, list(FULL)) == v for k, v in asked.items()) and res.get('judges') == judges else None
 
 def evaluate_seeds(ckpt, seeds=(0, 1, 2, 3, 4), out=None, **kw):
     "`evaluate` once per sampling seed (into out/seed<S>, reusing a seed saved there before, so runs can share the seeds); per file the mean and sample standard deviation over the seeds, written to out/summary.json."
@@ -429,7 +429,7 @@ def evaluate_seeds(ckpt, seeds=(0, 1, 2, 3, 4), out=None, **kw):
                              errors={j: _errors(runs, i, j) for j in ('evaluator', 'judge2')},
                              frechet=of(i, lambda r: r['frechet']) if r['frechet'] is not None else None)
              for i, r in enumerate(runs[0]['results'])}
-    summary = {k: runs[0][k] for k in ('ckpt', 'sampler', 'steps', 'w', 'eta', 'size')} | dict(seeds=list(seeds), files=files)
+    summary = {k: runs[0][k] for k in ('ckpt', 'sampler', 'steps', 'w', 'eta', 'size')} | dict(interval=runs[0].get('interval', list(FULL)), seeds=list(seeds), files=files)
     print(f"mean over seeds {list(seeds)}, evaluator / judge2:\n" + '\n'.join(f"  {f:14s} {v['accuracy']['mean']:.4f} +- {v['accuracy']['std']:.4f} / "
                                                                              f"{v['judge2']['mean']:.4f} +- {v['judge2']['std']:.4f}" for f, v in files.items()))
     if out: atomic_write(Path(out)/'summary.json', lambda tmp: tmp.write_text(json.dumps(summary, indent=1)))
@@ -438,12 +438,12 @@ def evaluate_seeds(ckpt, seeds=(0, 1, 2, 3, 4), out=None, **kw):
 # %% ../nbs/05_evaluation.ipynb 76
 HANDIN_LABELS = ['red sphere', 'cyan cylinder', 'cyan cube']   # the course's denoising-process condition
 
-def denoising_row(ckpt, labels=HANDIN_LABELS, sampler=None, steps=None, w=None, eta=0., seed=0, frames=10, device='auto'):
+def denoising_row(ckpt, labels=HANDIN_LABELS, sampler=None, steps=None, w=None, eta=0., seed=0, frames=10, device='auto', interval=FULL):
     "(frames,3,64,64) in [-1,1]: x_t from pure noise (first) to the final image (last), evenly spaced over the reverse process (None: the checkpoint's sampler settings)."
     pipe = load_pipeline(ckpt, device=device); dev = next(pipe.net.parameters()).device
     sampler, steps, w = pipe.settings(sampler, steps, w).values()
     if not 2 <= frames <= steps + 1: raise ValueError(f'frames must be from 2 to steps + 1 = {steps + 1}, got {frames}')
-    x, snaps = sample(pipe, encode([labels]).to(dev), sampler, steps, w, eta, seed=seed, keep=frames - 1)
+    x, snaps = sample(pipe, encode([labels]).to(dev), sampler, steps, w, eta, interval, seed=seed, keep=frames - 1)
     return eval_input(torch.cat([snaps['xt'][:, 0], x.cpu()]).clamp(-1, 1))
 
 def handin(ckpt,               # diffusion checkpoint
@@ -451,10 +451,11 @@ def handin(ckpt,               # diffusion checkpoint
            evaluator=None,     # the course's checkpoint.pth, or None for the shipped evaluator
            sampler=None, steps=None, w=None, eta=0., seed=0,  # sampling (see ddpm_lab.sampling.sample); None: the checkpoint's recommended setting
            frames=10,          # images in the denoising row (the course asks for at least 8)
-           device='auto'):
+           device='auto',
+           interval=FULL):     # guidance interval (see ddpm_lab.sampling.sample)
     "Write the course's deliverables into out: the two 8-per-row grids at 64x64, the denoising row, and the accuracy table; returns the paths and results."
-    res, out = evaluate(ckpt, evaluator, [DATA_DIR/f for f in COURSE_FILES], sampler, steps, w, eta, seed, out, device=device), Path(out)   # checks out first
-    row = denoising_row(ckpt, HANDIN_LABELS, sampler, steps, w, eta, seed, frames, device)
+    res, out = evaluate(ckpt, evaluator, [DATA_DIR/f for f in COURSE_FILES], sampler, steps, w, eta, interval, seed, out, device=device), Path(out)   # checks out first
+    row = denoising_row(ckpt, HANDIN_LABELS, sampler, steps, w, eta, seed, frames, device, interval)
     save_grid(row, out/'denoising.png', ncol=len(row))
     judge = 'the shipped evaluator' if evaluator is None else 'the given evaluator' if isinstance(evaluator, nn.Module) else f'evaluator {Path(evaluator).name}'
     table = ['| labels file | images | accuracy | second judge |', '|---|---|---|---|'] + [f"| {r['file']} | 32 | {r['accuracy']:.4f} | {r['judge2']['accuracy']:.4f} |" for r in res['results']]

@@ -86,3 +86,15 @@ def test_python_api_and_command_line_share_the_sampling_defaults():
     shipped = load_pipeline(DATA_DIR / 'weights' / 'cpu.pt', device='cpu').sampling
     head = json.loads((DATA_DIR.parent / 'results' / 'headline.json').read_text()) if (DATA_DIR.parent / 'results').is_dir() else None
     if head: assert {k: head[k] for k in SAMPLING_DEFAULTS} == shipped
+
+def test_guidance_interval_from_the_command_line(cli, tmp_path):
+    "--interval LO HI reaches the sampler (its own file tag) and a reversed or out-of-range interval is a one-line error."
+    ckpt = DATA_DIR / 'weights' / 'cpu.pt'
+    r = cli('sample', '--ckpt', ckpt, '--labels', DATA_DIR / 'test.json', '--out', tmp_path, '--steps', '4', '--sampler', 'ddim', '--interval', '0.5', '1')
+    assert r.returncode == 0, r.stderr[-2000:]
+    saved = torch.load(next(tmp_path.glob('test_ddim4_w3_t0.5-1_seed0.pt')), weights_only=True)
+    assert saved['interval'] == [0.5, 1.] and len(saved['images']) == 32
+    r = cli('sample', '--ckpt', ckpt, '--labels', DATA_DIR / 'test.json', '--out', tmp_path, '--interval', '0.6', '0.4')
+    assert r.returncode == 2 and '0 <= lo <= hi <= 1' in r.stderr and 'Traceback' not in r.stderr
+    r = cli('sample', '--ckpt', ckpt, '--labels', DATA_DIR / 'test.json', '--out', tmp_path, '--interval', '0.5', '2')
+    assert r.returncode == 2 and 'a time in [0, 1]' in r.stderr

@@ -110,3 +110,33 @@ def test_labels_file_end_to_end(tmp_path):
     assert saved['cond'].sum(1).tolist() == [1., 2., 3.]
     again = sample_labels_file(tmp_path / 'tiny.pt', f, tmp_path / 'again', sampler='ddpm', steps=3, w=1.0, seed=2, device='cpu')
     assert torch.equal(torch.load(again['tensors'], weights_only=True)['images'], saved['images'])  # same seed, same images
+
+class Linear(torch.nn.Module):
+    "A network whose label moves its output smoothly (eps = x / 3 + the first three labels as a colour), so guidance changes the samples; records its batch sizes."
+    n_classes = 24
+    def __init__(self): super().__init__(); self.sizes = []
+    def forward(self, x, t, c): self.sizes.append(x.shape[0]); return x / 3 + c[:, :3, None, None]
+
+INTERVAL_COND = torch.tensor([[1., 0., 0.] + [0.] * 21, [0., 1., 1.] + [0.] * 21])
+
+
+def test_guidance_interval_limits_guidance_to_its_times():
+    "interval=(0, 1) is plain guidance; an interval that no step's time falls in ((0, 0): times are in (0, 1]) is the unguided model; a partial one lies between and differs from both."
+    kw = dict(model=Linear(), cond=INTERVAL_COND, sampler='ddpm', steps=10, w=4., seed=1, clip=False)
+    plain, full, none = run(**kw), run(**kw, interval=(0., 1.)), run(**kw, interval=(0., 0.))
+    assert torch.equal(plain, full) and torch.equal(none, run(**{**kw, 'w': 0.}))
+    part = run(**kw, interval=(0.5, 1.))
+    assert (part - plain).abs().max() > 1e-2 and (part - none).abs().max() > 1e-2
+
+
+def test_guidance_interval_skips_the_null_pass_outside():
+    "Outside the interval each step is one forward pass of the plain batch, so a shorter interval also samples faster."
+    model = Linear()
+    run(model=model, cond=INTERVAL_COND, sampler='ddim', steps=10, w=2., interval=(0.55, 1.))   # times 1.0, 0.9, ..., 0.1
+    assert model.sizes == [4] * 5 + [2] * 5
+
+
+@pytest.mark.parametrize('interval', [(0.6, 0.4), (-0.1, 1.), (0., 1.5), (0.5,)])
+def test_guidance_interval_out_of_range(interval):
+    with pytest.raises(ValueError, match=r'guidance interval must be two times \(lo, hi\) with 0 <= lo <= hi <= 1'):
+        run(interval=interval)
