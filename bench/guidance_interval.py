@@ -5,8 +5,9 @@ time lo (t = 1 is pure noise) cleans them but loses accuracy at w = 3. Here the 
 larger w on the shorter interval: sampling.sample(..., w, interval=(lo, hi)).
   screen (default): every SETTINGS row samples our own 128 lists (data/heldout.json + data/novel.json: recipes and
       samplers are chosen on these, not on the course's files) with DDPM 50 at sampling seed 0 from data/weights/cpu.pt;
-      grain and floor colour against renders of the same lists (1 = as clean as a render), both judges' accuracy,
-      seconds. The first row is the library's default (w = 3 at every step), the baseline of the same run.
+      grain and floor colour against renders of the same lists (1 = as clean as a render), both judges' accuracy
+      (and the seconds, in the results file only). The first row is the library's default (w = 3 at every step),
+      the baseline of the same run.
   --confirm W LO [W LO ...]: evaluate_seeds over sampling seeds 0-4 on the four evaluation files under both judges
       (saved in --runs/<tag> and reused), for each (w, lo) with hi = 1, and the default beside them.
 Both write their part of results/guidance_interval.json and print a markdown table.
@@ -68,9 +69,9 @@ def main():
                 print(f"| {r['w']:g} | [{r['interval'][0]:g}, {r['interval'][1]:g}] | {f} | {v['evaluator']:.3f} ± {v['evaluator_std']:.3f} | {v['judge2']:.3f} ± {v['judge2_std']:.3f} | {v['grain']:.2f} | {v['floor_colour']:.2f} |")
     else:
         res['screen'] = screen()
-        print('| w | guided while t in | grain | floor colour | evaluator | judge2 | seconds |\n|---|---|---|---|---|---|---|')
+        print('| w | guided while t in | grain | floor colour | evaluator | judge2 |\n|---|---|---|---|---|---|')
         for r in res['screen']['rows']:
-            print(f"| {r['w']:g} | [{r['interval'][0]:g}, {r['interval'][1]:g}] | {r['grain']:.2f} | {r['floor_colour']:.2f} | {r['evaluator']:.3f} | {r['judge2']:.3f} | {r['seconds']:.0f} |")
+            print(f"| {r['w']:g} | [{r['interval'][0]:g}, {r['interval'][1]:g}] | {r['grain']:.2f} | {r['floor_colour']:.2f} | {r['evaluator']:.3f} | {r['judge2']:.3f} |")
     res['meta'] = dict(machine=f'{platform.machine()} CPU, torch {torch.__version__}', model=str(CKPT.relative_to(DATA_DIR.parent)))
     atomic_write(PATH, lambda tmp: tmp.write_text(json.dumps(res, indent=1)))
 

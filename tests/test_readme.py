@@ -44,3 +44,18 @@ def test_the_gan_diagnosis_table_is_the_one_the_bench_wrote():
         v = r['files']['test.json']
         row = f"| test.json | {v['evaluator']:.3f} ± {v['evaluator_std']:.3f} | {v['judge2']:.3f} ± {v['judge2_std']:.3f} |"
         assert any(l.startswith(f"| {r['run']} |") and l.endswith(row) for l in docs.splitlines()), f"{r['run']}: {row} not in docs/results.md"
+
+
+def test_the_guidance_interval_tables_are_the_ones_the_bench_wrote():
+    "Every row of results/guidance_interval.json (bench/guidance_interval.py, screen and confirm) is in docs/results.md, and the screen's first row is the default."
+    res = json.loads((ROOT / 'results' / 'guidance_interval.json').read_text())
+    lines = (ROOT / 'docs' / 'results.md').read_text().splitlines()
+    span = lambda r: f"| {r['w']:g} | [{r['interval'][0]:g}, {r['interval'][1]:g}] |"
+    assert (res['screen']['rows'][0]['w'], res['screen']['rows'][0]['interval']) == (3., [0., 1.])
+    for r in res['screen']['rows']:
+        assert f"{span(r)} {r['grain']:.2f} | {r['floor_colour']:.2f} | {r['evaluator']:.3f} | {r['judge2']:.3f} |" in lines, span(r)
+    assert len(res['confirm']['seeds']) >= 5
+    for r in res['confirm']['rows']:
+        for f, v in r['files'].items():
+            assert (f"{span(r)} {f} | {v['evaluator']:.3f} ± {v['evaluator_std']:.3f} | {v['judge2']:.3f} ± {v['judge2_std']:.3f} "
+                    f"| {v['grain']:.2f} | {v['floor_colour']:.2f} |") in lines, (span(r), f)
