@@ -47,8 +47,8 @@ def test_the_gan_diagnosis_table_is_the_one_the_bench_wrote():
 
 
 def test_the_guidance_interval_tables_are_the_ones_the_bench_wrote():
-    "Every row of results/guidance_interval.json (bench/guidance_interval.py, screen and confirm) is in docs/results.md, and the screen's first row is the default."
-    res = json.loads((ROOT / 'results' / 'guidance_interval.json').read_text())
+    "Every row of results/cfg_interval.json (bench/cfg_interval.py, screen and confirm) is in docs/results.md, and the screen's first row is the default."
+    res = json.loads((ROOT / 'results' / 'cfg_interval.json').read_text())
     lines = (ROOT / 'docs' / 'results.md').read_text().splitlines()
     span = lambda r: f"| {r['w']:g} | [{r['interval'][0]:g}, {r['interval'][1]:g}] |"
     assert (res['screen']['rows'][0]['w'], res['screen']['rows'][0]['interval']) == (3., [0., 1.])

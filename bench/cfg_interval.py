@@ -10,8 +10,8 @@ larger w on the shorter interval: sampling.sample(..., w, interval=(lo, hi)).
       the baseline of the same run.
   --confirm W LO [W LO ...]: evaluate_seeds over sampling seeds 0-4 on the four evaluation files under both judges
       (saved in --runs/<tag> and reused), for each (w, lo) with hi = 1, and the default beside them.
-Both write their part of results/guidance_interval.json and print a markdown table.
-Usage: PYTHONPATH=. OMP_NUM_THREADS=1 python bench/guidance_interval.py [--confirm 6 0.4 ...] [--runs runs/guidance_interval]
+Both write their part of results/cfg_interval.json and print a markdown table.
+Usage: PYTHONPATH=. OMP_NUM_THREADS=1 python bench/cfg_interval.py [--confirm 6 0.4 ...] [--runs runs/cfg_interval]
 """
 import argparse, json, platform, time, torch
 from pathlib import Path
@@ -23,7 +23,7 @@ from ddpm_lab.evaluation import reference, cleanliness, predict, course_accuracy
 CKPT, LISTS, SEEDS = DATA_DIR / 'weights' / 'cpu.pt', ('heldout.json', 'novel.json'), [0, 1, 2, 3, 4]
 SETTINGS = [(3., 0., 1.), (3., 0.2, 1.), (4., 0.2, 1.), (4., 0.3, 1.), (5., 0.3, 1.), (5., 0.4, 1.), (6., 0.4, 1.),
             (8., 0.4, 1.), (6., 0.5, 1.), (8., 0.5, 1.), (10., 0.6, 1.), (5., 0.3, 0.9)]   # (w, lo, hi)
-PATH = RESULTS_DIR / 'guidance_interval.json'
+PATH = RESULTS_DIR / 'cfg_interval.json'
 
 
 def screen():
@@ -57,7 +57,7 @@ def confirm(pairs, runs):
 def main():
     P = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     P.add_argument('--confirm', type=float, nargs='+', metavar='W LO', help='(w, lo) pairs to score over seeds 0-4 on the four files')
-    P.add_argument('--runs', default='runs/guidance_interval')
+    P.add_argument('--runs', default='runs/cfg_interval')
     a = P.parse_args()
     res = json.loads(PATH.read_text()) if PATH.is_file() else {}
     if a.confirm:
