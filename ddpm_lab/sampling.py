@@ -45,8 +45,9 @@ def cfg_model(model, # network called as model(x, t, c)
     "Guided network fn(x, t, c) = (1+w) model(x,t,c) - w model(x,t,null), in one batched forward; outside `interval` the conditional model alone, in one plain forward."
     if w == 0: return model
     lo, hi = interval
+    everywhere = tuple(interval) == FULL   # then no per-step check (t[0].item() waits for a GPU)
     def guided(x, t, c):   # t: one time for the whole batch, as the samplers call it
-        if not lo <= t[0].item() <= hi: return model(x, t, c)
+        if not (everywhere or lo <= t[0].item() <= hi): return model(x, t, c)
         out_c, out_u = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([c, torch.zeros_like(c)])).chunk(2)
         return out_c + w * (out_c - out_u)
     return guided
