@@ -19,6 +19,8 @@ RECIPES = [   # name, what it changes against the cpu preset, where its run and 
          run='cpu64', summary='cpu64_eval/summary.json', threads=1, machine='2-core AMD EPYC, one thread, sharing the cores with one or two other jobs'),
     dict(name='cpu, training seed 1', changes='the cpu preset with seed=1 (bench/grain_training.py): its second training seed',
          run='grain_training/run', summary='grain_training/eval/summary.json', threads=1, machine='2-core AMD EPYC, one thread, sharing the cores with two other jobs'),
+    dict(name='cpu, four renders', changes='the cpu preset on four renders of train.json (seeds 0-3, 72k scenes; bench/fresh_renders.py): 3.6 passes over the data instead of 14',
+         run='fresh_renders/run', summary='fresh_renders/eval/summary.json', threads=2, machine='2-core AMD EPYC (AVX2 only), two threads, alone'),
 ]
 FILES = ('test.json', 'new_test.json', 'heldout.json', 'novel.json')
 OURS = ('heldout.json', 'novel.json')
