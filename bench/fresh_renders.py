@@ -10,6 +10,7 @@ Usage: PYTHONPATH=. python bench/fresh_renders.py [--renders 4] [--runs runs/fre
 """
 import argparse, json, os
 from pathlib import Path
+from ddpm_lab.data import read_labels, atomic_write
 from ddpm_lab.render import synthetic_iclevr
 from ddpm_lab.train import get_config, train
 from ddpm_lab.sampling import SampleGrid
@@ -22,11 +23,11 @@ def render_pool(k, out, size=32):
     labels = {}
     for seed in range(k):
         src = synthetic_iclevr(size=size, seed=seed)
-        for name, objects in json.loads((src / 'labels.json').read_text()).items():
+        for name, objects in read_labels(src / 'labels.json').items():
             link = out / f's{seed}_{name}'
             if not link.exists(): os.symlink(src / name, link)
             labels[link.name] = objects
-    (out / 'train.json').write_text(json.dumps(labels))
+    atomic_write(out / 'train.json', lambda tmp: tmp.write_text(json.dumps(labels)))   # a half-written list would train on part of the pool
     return out
 
 
