@@ -4,9 +4,9 @@
 
 # %% auto 0
 __all__ = ['N_TRAIN', 'BASE', 'PRESETS', 'CONFIG_RULES', 'preset_config', 'check_config', 'get_config', 'describe_preset',
-           'min_snr_weight', 'diffusion_loss', 'lr_at', 'ema_update', 'training_data', 'step_seed', 'bf16_speedup',
-           'check_precision', 'fast_path', 'describe_fast_path', 'restore', 'plot_losses', 'stop_flag', 'run_lock',
-           'fitted_steps', 'Callback', 'Progress', 'save_run', 'Checkpoints', 'FitSteps', 'train']
+           'min_snr_weight', 'training_steps', 'diffusion_loss', 'lr_at', 'ema_update', 'training_data', 'step_seed',
+           'bf16_speedup', 'check_precision', 'fast_path', 'describe_fast_path', 'restore', 'plot_losses', 'stop_flag',
+           'run_lock', 'fitted_steps', 'Callback', 'Progress', 'save_run', 'Checkpoints', 'FitSteps', 'train']
 
 # %% ../nbs/03_train.ipynb 4
 import copy, json, math, os, signal, threading, time
@@ -34,6 +34,7 @@ BASE = dict(
     arch='unet2d', model={}, size=32,   # network (see 02_unet) and image size
     schedule='cosine', T=1000, zero_snr=False,   # noise schedule (see 01_schedule)
     pred='eps', min_snr=None,           # prediction target; min-SNR-gamma loss weighting (None = off)
+    t_logit=None,                       # training steps: uniform (None) or logit-normal, [mean, std] of logit(t/T)
     p_uncond=0.1,                       # CFG: probability of training on the null label
     batch_size=64, steps=10_000, lr=2e-4, lr_min=0.1, warmup=200,  # lr_min: final lr as a fraction of lr
     weight_decay=0.0, adam_betas=[0.9, 0.999], grad_clip=1.0,
@@ -81,6 +82,7 @@ def preset_config(base, presets, preset, overrides, kind=''):
 
 _int = lambda lo: (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= lo, f'an integer >= {lo}')
 _num = lambda ok, what: (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and ok(v), what)
+_finite = _num(lambda v: True, 'a finite number')[0]
 _opt = lambda rule: (lambda v: v is None or rule[0](v), rule[1] + ', or null')
 CONFIG_RULES = dict(   # key: (test, what a valid value is); keys a config lacks are skipped
     steps=_int(1), batch_size=_int(1), T=_int(1), size=_int(8), seed=_int(0), warmup=_int(0),
@@ -88,6 +90,7 @@ CONFIG_RULES = dict(   # key: (test, what a valid value is); keys a config lacks
     lr=_num(lambda v: v > 0, 'a finite number > 0'), lr_min=_num(lambda v: 0 <= v <= 1, 'a number in [0, 1]'),
     weight_decay=_num(lambda v: v >= 0, 'a finite number >= 0'), p_uncond=_num(lambda v: 0 <= v <= 1, 'a number in [0, 1]'),
     ema=_num(lambda v: 0 <= v < 1, 'a number in [0, 1)'), sample_w=_num(lambda v: True, 'a finite number'),
+    t_logit=(lambda v: v is None or (isinstance(v, list) and len(v) == 2 and all(map(_finite, v)) and v[1] > 0), 'null, or [mean, std] with std > 0'),
     grad_clip=_opt(_num(lambda v: v > 0, 'a finite number > 0')), min_snr=_opt(_num(lambda v: v > 0, 'a finite number > 0')),
     amp=(lambda v: v in ('auto', 'bf16', 'fp16', 'fp32', True, False), "'auto', 'bf16', 'fp16' or 'fp32'"),
     channels_last=(lambda v: v in ('auto', True, False), "'auto', true or false"))
@@ -114,10 +117,16 @@ def min_snr_weight(snr, gamma, pred):
     capped = snr.clamp(max=gamma)
     return {'eps': capped / snr, 'x0': capped, 'v': (capped + 1) / (snr + 1)}[pred]
 
+def training_steps(n, T, logit, g, device):
+    "Steps to train on: uniform over 0..T-1, or logit-normal when `logit` = [mean, std] of logit(t/T) (Esser et al. 2024)."
+    if not logit: return torch.randint(0, T, (n,), generator=g, device=device)
+    u = torch.sigmoid(logit[0] + logit[1] * torch.randn(n, generator=g, device=device))
+    return (u * T).long().clamp(max=T - 1)
+
 def diffusion_loss(model, sched, x0, c, cfg, g):
     "Noise a batch at random steps, drop labels for CFG, and regress the model on its target."
     B = x0.shape[0]
-    t = torch.randint(0, sched.T, (B,), generator=g, device=x0.device)
+    t = training_steps(B, sched.T, cfg.get('t_logit'), g, x0.device)   # .get: configs saved before t_logit train uniformly
     noise = torch.randn(x0.shape, generator=g, device=x0.device)
     keep = torch.rand(B, generator=g, device=x0.device) >= cfg['p_uncond']
     xt = sched.q_sample(x0, t, noise)
@@ -126,7 +135,7 @@ def diffusion_loss(model, sched, x0, c, cfg, g):
     if cfg['min_snr']: err = err * min_snr_weight(sched.snr(t).float(), cfg['min_snr'], cfg['pred'])
     return err.mean()
 
-# %% ../nbs/03_train.ipynb 25
+# %% ../nbs/03_train.ipynb 27
 def lr_at(step, cfg):
     "Linear warm-up to cfg['lr'], then cosine decay to cfg['lr_min'] * cfg['lr']."
     lr, warm, total = cfg['lr'], cfg['warmup'], cfg['steps']
@@ -141,7 +150,7 @@ def ema_update(ema, model, decay, step):
     for pe, pm in zip(ema.parameters(), model.parameters()): pe.lerp_(pm.detach(), 1 - d)
     for be, bm in zip(ema.buffers(), model.buffers()): be.copy_(bm)
 
-# %% ../nbs/03_train.ipynb 29
+# %% ../nbs/03_train.ipynb 31
 def _labels_file(root):
     "The labels file of an image folder: its own labels.json/train.json, else the course train.json."
     for name in ('labels.json', 'train.json'):
@@ -162,7 +171,7 @@ def training_data(cfg, data=None):
     imgs, conds = load_tensors(root, _labels_file(root), size)
     return (imgs[:n], conds[:n]) if n else (imgs, conds)
 
-# %% ../nbs/03_train.ipynb 31
+# %% ../nbs/03_train.ipynb 33
 def _dist_setup(device='auto'):
     "(rank, world size, device), initialising torch.distributed under torchrun (one GPU per process: cuda:LOCAL_RANK)."
     world = int(os.environ.get('WORLD_SIZE', 1))
@@ -178,7 +187,7 @@ def step_seed(seed, rank, step):
     "The seed of one training step of one process: resuming at `step` replays the same random numbers."
     return (seed * 1_000_003 + rank * 7_919 + step) % 2**62
 
-# %% ../nbs/03_train.ipynb 33
+# %% ../nbs/03_train.ipynb 35
 def _pass_seconds(cfg, dev, precision, channels_last, batch, min_seconds=0.5):
     "Seconds of the fastest forward and backward pass of a fresh copy of the config's network on a random batch: one untimed pass, then at least 3 and `min_seconds` (the fastest is the one least disturbed by other jobs)."
     with torch.random.fork_rng(): net = make_model(cfg).to(dev)   # leaves the run's random numbers alone
@@ -225,7 +234,7 @@ def describe_fast_path(cfg, dev, batch=None):
     amp, channels_last = fast_path(cfg, dev, batch)
     return amp + (' autocast with a gradient scaler' if amp == 'fp16' else '') + (', channels_last' if channels_last else ', NCHW')
 
-# %% ../nbs/03_train.ipynb 37
+# %% ../nbs/03_train.ipynb 39
 def _snapshot(r):
     "Everything needed to continue exactly: weights, EMA, optimiser, gradient scaler, step, RNG state, config, history."
     rng = dict(torch=torch.get_rng_state())
@@ -301,7 +310,7 @@ def _any(flag, world, dev):
     if world == 1: return bool(flag)
     t = torch.tensor([int(bool(flag))], device=dev); dist.all_reduce(t); return bool(t.item())
 
-# %% ../nbs/03_train.ipynb 38
+# %% ../nbs/03_train.ipynb 40
 def _start(cfg, data, out, resume, fit, probe, rank, world, dev):
     "The state a run shares with its callbacks: data, network, EMA, optimiser and scaler, resumed from out/ckpt.pt when asked."
     r = SimpleNamespace(rank=rank, world=world, dev=dev, lead=rank == 0, out=out, ckpt=out/'ckpt.pt', order=None, finished=False)
@@ -359,7 +368,7 @@ def _clip(r):
     "Clip the gradient norm to cfg['grad_clip'] (after unscaling fp16 gradients)."
     if r.cfg['grad_clip']: r.scaler.unscale_(r.opt); torch.nn.utils.clip_grad_norm_(r.model.parameters(), r.cfg['grad_clip'])
 
-# %% ../nbs/03_train.ipynb 40
+# %% ../nbs/03_train.ipynb 42
 class Callback:
     "A hook into `train`: after_step runs on every process after each optimiser step, after_fit once when the loop ends."
     def after_step(self, r): pass
@@ -400,7 +409,7 @@ class FitSteps(Callback):
         self.bar.total = r.cfg['steps']; self.bar.refresh()
         if r.lead: print(f"\nfit: steps {r.step - self.probe[1]}-{r.step} took {secs:.1f} s, so {r.cfg['steps']} steps fill {self.minutes:g} minutes", flush=True)
 
-# %% ../nbs/03_train.ipynb 42
+# %% ../nbs/03_train.ipynb 44
 def _announce(r):
     "Rank 0: write out/config.json and say what runs where."
     atomic_write(r.out/'config.json', lambda tmp: tmp.write_text(json.dumps(r.cfg, indent=1)))
