@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 from .data import LABELS, COLORS, SHAPES, DATA_DIR, CACHE_DIR, get_device, device_precision, autocast, atomic_write, check_out_dir, state_checksum, check_checksum, encode, read_labels, save_grid, normalize, file_md5
 from .render import RENDER_VERSION, render, random_label_lists
 from .data import check_choice
-from .pipeline import load_pipeline, check_state_dict
+from .pipeline import load_pipeline, load_checkpoint, recommended_sampling, check_state_dict
 from .sampling import FULL, sample
 
 # %% auto 0
@@ -360,11 +360,21 @@ def _frechet(f1, f2):
     "Frechet distance, or None when a set has fewer than 2 images (no covariance)."
     return frechet_distance(f1, f2) if min(len(f1), len(f2)) >= 2 else None
 
-def _diffusion(ckpt, sampler, steps, w, eta, interval, device):
-    "A diffusion checkpoint as an images-from-labels function f(cond, seed), with the sampler settings it uses (None: the checkpoint's recommended ones)."
+_SAMPLING_KEYS = ('sampler', 'steps', 'w', 'eta', 'interval')
+
+def _planned(ckpt, kw):
+    "What an evaluation of ckpt with the keywords kw records of its run: the checkpoint's name, the checksum of its weights and the sampler settings (each one given in kw, else the checkpoint's recommended one)."
+    name = str(getattr(ckpt, 'name', ckpt))   # a Path's file name, a GAN's name, a str as given
+    if callable(ckpt): return dict(ckpt=name, **ckpt.settings)
+    ck = load_checkpoint(ckpt)
+    given = dict(sampler=None, steps=None, w=None, eta=0., interval=FULL) | {k: kw[k] for k in _SAMPLING_KEYS if k in kw}
+    settings = {k: recommended_sampling(ck['config']).get(k) if v is None else v for k, v in given.items()}
+    return dict(ckpt=name, weights=ck.get('checksum'), **settings | dict(interval=list(settings['interval'])))
+
+def _diffusion(ckpt, plan, device):
+    "A diffusion checkpoint as an images-from-labels function f(cond, seed), sampled with the plan's settings."
     pipe = load_pipeline(ckpt, device=device); dev = next(pipe.net.parameters()).device
-    settings = pipe.settings(sampler, steps, w) | dict(eta=eta, interval=list(interval))
-    return (lambda cond, seed: sample(pipe, cond.to(dev), **settings, seed=seed).cpu()), settings
+    return lambda cond, seed: sample(pipe, cond.to(dev), **{k: plan[k] for k in _SAMPLING_KEYS}, seed=seed).cpu()
 
 def evaluate(ckpt,                # diffusion checkpoint, or a function f(cond, seed) -> images in [-1,1] with a `settings` dict (a GAN's: ddpm_lab.gan.as_generator)
              evaluator=None,      # evaluator module or course-format weight file (default: the shipped one)
@@ -378,7 +388,8 @@ def evaluate(ckpt,                # diffusion checkpoint, or a function f(cond, 
     "Sample each label file with a checkpoint; score it under both judges against their ceilings, measure its cleanliness and Frechet distance; print a table and return the results. Grids are saved at 64x64 per image, as the evaluators read them."
     files = labels_files or [DATA_DIR/f for f in EVAL_FILES]
     lists = {f: _label_lists(f) for f in map(Path, files)}   # every input read and checked before any sampling
-    make, settings = (ckpt, ckpt.settings) if callable(ckpt) else _diffusion(ckpt, sampler, steps, w, eta, interval, device)
+    plan = _planned(ckpt, dict(sampler=sampler, steps=steps, w=w, eta=eta, interval=interval))
+    make = ckpt if callable(ckpt) else _diffusion(ckpt, plan, device)
     ev, j2 = _as_evaluator(evaluator, device), _as_evaluator(judge2, device)
     if out: check_out_dir(out)   # and the output too
     rows = []
@@ -396,7 +407,7 @@ def evaluate(ckpt,                # diffusion checkpoint, or a function f(cond, 
                          frechet_floor=_frechet(features(ev, reference(f, 1, size, REF_SEED + 1)[0]), ref_feats)))
         if out: save_grid(eval_input(imgs), Path(out)/f'{f.stem}.png', ncol=8)
     judges = dict(evaluator=evaluator_id(evaluator), judge2=evaluator_id(judge2))
-    res = dict(ckpt=str(getattr(ckpt, 'name', ckpt)), **settings, seed=seed, size=size, judges=judges, results=rows)
+    res = dict(plan, seed=seed, size=size, judges=judges, results=rows)
     print(_table(rows))
     if out: atomic_write(Path(out)/'results.json', lambda tmp: tmp.write_text(json.dumps(res, indent=1)))
     return res
@@ -406,21 +417,21 @@ def _errors(runs, i, judge):
     rows = [run['results'][i] for run in runs]
     return {k: sum((r if judge == 'evaluator' else r['judge2'])['errors'][k] for r in rows) for k in ERROR_KINDS}
 
-def _reused(ckpt, seed, folder, kw, judges):
-    "The results an earlier run saved in folder for this checkpoint, seed, label files, sampling and judges; None when there are none."
+def _reused(plan, seed, folder, files, judges):
+    "The results an earlier run saved in folder with this plan (checkpoint, weights, sampling), seed, label files and judges; None when there are none."
     saved = Path(folder)/'results.json' if folder else None
     if not saved or not saved.is_file(): return None
     res = json.loads(saved.read_text())
-    files = [Path(f).name for f in kw.get('labels_files') or EVAL_FILES]
-    asked = {k: kw[k] for k in ('sampler', 'steps', 'w', 'eta') if kw.get(k) is not None} | dict(interval=list(kw.get('interval', FULL)))
-    same = res['ckpt'] == str(getattr(ckpt, 'name', ckpt)) and res['seed'] == seed and [r['file'] for r in res['results']] == files
-    return res if same and all(res.get(k, list(FULL)) == v for k, v in asked.items()) and res.get('judges') == judges else None
+    ran = dict(interval=list(FULL)) | res   # results saved before guidance intervals guided every step
+    same = all(ran.get(k) == v for k, v in plan.items()) and res['seed'] == seed and [r['file'] for r in res['results']] == files
+    return res if same and res.get('judges') == judges else None
 
 def evaluate_seeds(ckpt, seeds=(0, 1, 2, 3, 4), out=None, **kw):
     "`evaluate` once per sampling seed (into out/seed<S>, reusing a seed saved there before, so runs can share the seeds); per file the mean and sample standard deviation over the seeds, written to out/summary.json."
     folders = {s: Path(out)/f'seed{s}' if out else None for s in seeds}
     judges = dict(evaluator=evaluator_id(kw.get('evaluator')), judge2=evaluator_id(kw.get('judge2', JUDGE2_PATH)))   # hashed once, not per seed
-    runs = [_reused(ckpt, s, folders[s], kw, judges) or evaluate(ckpt, seed=s, out=folders[s], **kw) for s in seeds]
+    plan, names = _planned(ckpt, kw), [Path(f).name for f in kw.get('labels_files') or EVAL_FILES]   # what each seed's run records
+    runs = [_reused(plan, s, folders[s], names, judges) or evaluate(ckpt, seed=s, out=folders[s], **kw) for s in seeds]
     stat = lambda v: dict(mean=sum(v) / len(v), std=float(torch.tensor(v).std()) if len(v) > 1 else 0., values=v)
     of = lambda i, get: stat([get(run['results'][i]) for run in runs])
     files = {r['file']: dict(accuracy=of(i, lambda r: r['accuracy']), ceiling=r['ceiling'],

@@ -96,10 +96,10 @@ def test_evaluate_scores_both_judges_and_cleanliness(tmp_path):
 
 
 def test_evaluate_seeds_reuses_the_seeds_saved_in_its_folder(tmp_path, monkeypatch):
-    "Two processes can share the seeds of one summary: a seed whose results are already in OUT/seed<S> is read, not sampled again."
+    "Two processes can share the seeds of one summary: a seed whose results are already in OUT/seed<S> is read, not sampled again, unless the settings, judges, recommended sampling or weights differ."
     import ddpm_lab.evaluation as E
     from ddpm_lab.train import get_config
-    from ddpm_lab.pipeline import make_model, save_checkpoint
+    from ddpm_lab.pipeline import make_model, save_checkpoint, load_checkpoint
     cfg = get_config('tiny')
     save_checkpoint(tmp_path/'ckpt.pt', dict(config=cfg, model=make_model(cfg).state_dict(), ema=None, step=0))
     (tmp_path/'one.json').write_text(json.dumps([['red cube'], ['blue sphere', 'gray cylinder']]))
@@ -110,3 +110,11 @@ def test_evaluate_seeds_reuses_the_seeds_saved_in_its_folder(tmp_path, monkeypat
     with pytest.raises(pytest.fail.Exception): E.evaluate_seeds(tmp_path/'ckpt.pt', (0, 1), out=tmp_path/'eval', **(kw | dict(steps=3)))   # other settings: sampled again
     E.save_evaluator(kw['judge2'], tmp_path/'j2.pth', arch='regnet_y_400mf')
     with pytest.raises(pytest.fail.Exception): E.evaluate_seeds(tmp_path/'ckpt.pt', (0, 1), out=tmp_path/'eval', **(kw | dict(judge2=tmp_path/'j2.pth')))   # another judge: scored again
+    same = load_checkpoint(tmp_path/'ckpt.pt')['model']
+    save_checkpoint(tmp_path/'ckpt.pt', dict(config=cfg, model=same, ema=None, step=0))   # written again, the same: still reused
+    assert E.evaluate_seeds(tmp_path/'ckpt.pt', (0, 1), out=tmp_path/'eval', **kw) == first
+    save_checkpoint(tmp_path/'ckpt.pt', dict(config=cfg | dict(sampling=dict(w=1.0)), model=same, ema=None, step=0))
+    with pytest.raises(pytest.fail.Exception): E.evaluate_seeds(tmp_path/'ckpt.pt', (0, 1), out=tmp_path/'eval', **kw)   # it now recommends another w: sampled again
+    torch.manual_seed(1)
+    save_checkpoint(tmp_path/'ckpt.pt', dict(config=cfg, model=make_model(cfg).state_dict(), ema=None, step=0))
+    with pytest.raises(pytest.fail.Exception): E.evaluate_seeds(tmp_path/'ckpt.pt', (0, 1), out=tmp_path/'eval', **kw)   # other weights under the same name: sampled again
