@@ -22,7 +22,7 @@ RECIPES = [   # name, what it changes against the cpu preset, where its run and 
     dict(name='cpu, four renders', changes='the cpu preset on four renders of train.json (seeds 0-3, 72k scenes; bench/fresh_renders.py): 3.6 passes over the data instead of 14',
          run='fresh_renders/run', summary='fresh_renders/eval/summary.json', threads=2, machine='2-core AMD EPYC (AVX2 only), two threads, alone'),
     dict(name='cpu, lr 3e-3', changes='the cpu preset with lr=3e-3 instead of 2e-3 (the same warm-up and cosine decay to a tenth)',
-         run='lr3e-3/run', summary='lr3e-3/eval/summary.json', threads=2, machine='2-core AMD EPYC (AVX-512 BF16), two threads, alone'),
+         run='lr3e-3/run', summary='lr3e-3/eval/summary.json', threads=2, machine='2-core AMD EPYC (AVX-512 BF16), two threads; pytest ran beside it for about 7 of its minutes'),
     dict(name='cpu, logit-normal steps', changes='the cpu preset with t_logit=[0, 1]: training steps drawn logit-normal instead of uniform (Esser et al. 2024)',
          run='logitnormal/run', summary='logitnormal/eval/summary.json', threads=2, machine='2-core AMD EPYC (AVX-512 BF16), two threads, alone'),
 ]
