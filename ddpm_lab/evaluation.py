@@ -362,18 +362,21 @@ def _frechet(f1, f2):
 
 _SAMPLING_KEYS = ('sampler', 'steps', 'w', 'eta', 'interval')
 
-def _planned(ckpt, kw):
-    "What an evaluation of ckpt with the keywords kw records of its run: the checkpoint's name, the checksum of its weights and the sampler settings (each one given in kw, else the checkpoint's recommended one)."
+def _read(ckpt):
+    "A checkpoint file's contents, read once per evaluation; None for an images-from-labels function."
+    return None if callable(ckpt) else load_checkpoint(ckpt)
+
+def _planned(ckpt, ck, kw):
+    "What an evaluation of ckpt (contents ck) with the keywords kw records of its run: the checkpoint's name, the checksum of its weights and the sampler settings (each one given in kw, else the checkpoint's recommended one)."
     name = str(getattr(ckpt, 'name', ckpt))   # a Path's file name, a GAN's name, a str as given
-    if callable(ckpt): return dict(ckpt=name, **ckpt.settings)
-    ck = load_checkpoint(ckpt)
-    given = dict(sampler=None, steps=None, w=None, eta=0., interval=FULL) | {k: kw[k] for k in _SAMPLING_KEYS if k in kw}
-    settings = {k: recommended_sampling(ck['config']).get(k) if v is None else v for k, v in given.items()}
+    if ck is None: return dict(ckpt=name, **ckpt.settings)
+    recommended = dict(eta=0., interval=FULL) | recommended_sampling(ck['config'])
+    settings = {k: recommended[k] if kw.get(k) is None else kw[k] for k in _SAMPLING_KEYS}
     return dict(ckpt=name, weights=ck.get('checksum'), **settings | dict(interval=list(settings['interval'])))
 
-def _diffusion(ckpt, plan, device):
-    "A diffusion checkpoint as an images-from-labels function f(cond, seed), sampled with the plan's settings."
-    pipe = load_pipeline(ckpt, device=device); dev = next(pipe.net.parameters()).device
+def _diffusion(ckpt, ck, plan, device):
+    "A diffusion checkpoint (contents ck) as an images-from-labels function f(cond, seed), sampled with the plan's settings."
+    pipe = load_pipeline(ckpt, device=device, ck=ck); dev = next(pipe.net.parameters()).device
     return lambda cond, seed: sample(pipe, cond.to(dev), **{k: plan[k] for k in _SAMPLING_KEYS}, seed=seed).cpu()
 
 def evaluate(ckpt,                # diffusion checkpoint, or a function f(cond, seed) -> images in [-1,1] with a `settings` dict (a GAN's: ddpm_lab.gan.as_generator)
@@ -388,8 +391,9 @@ def evaluate(ckpt,                # diffusion checkpoint, or a function f(cond, 
     "Sample each label file with a checkpoint; score it under both judges against their ceilings, measure its cleanliness and Frechet distance; print a table and return the results. Grids are saved at 64x64 per image, as the evaluators read them."
     files = labels_files or [DATA_DIR/f for f in EVAL_FILES]
     lists = {f: _label_lists(f) for f in map(Path, files)}   # every input read and checked before any sampling
-    plan = _planned(ckpt, dict(sampler=sampler, steps=steps, w=w, eta=eta, interval=interval))
-    make = ckpt if callable(ckpt) else _diffusion(ckpt, plan, device)
+    ck = _read(ckpt)
+    plan = _planned(ckpt, ck, dict(sampler=sampler, steps=steps, w=w, eta=eta, interval=interval))
+    make = ckpt if ck is None else _diffusion(ckpt, ck, plan, device)
     ev, j2 = _as_evaluator(evaluator, device), _as_evaluator(judge2, device)
     if out: check_out_dir(out)   # and the output too
     rows = []
@@ -430,7 +434,7 @@ def evaluate_seeds(ckpt, seeds=(0, 1, 2, 3, 4), out=None, **kw):
     "`evaluate` once per sampling seed (into out/seed<S>, reusing a seed saved there before, so runs can share the seeds); per file the mean and sample standard deviation over the seeds, written to out/summary.json."
     folders = {s: Path(out)/f'seed{s}' if out else None for s in seeds}
     judges = dict(evaluator=evaluator_id(kw.get('evaluator')), judge2=evaluator_id(kw.get('judge2', JUDGE2_PATH)))   # hashed once, not per seed
-    plan, names = _planned(ckpt, kw), [Path(f).name for f in kw.get('labels_files') or EVAL_FILES]   # what each seed's run records
+    plan, names = _planned(ckpt, _read(ckpt), kw), [Path(f).name for f in kw.get('labels_files') or EVAL_FILES]   # what each seed's run records
     runs = [_reused(plan, s, folders[s], names, judges) or evaluate(ckpt, seed=s, out=folders[s], **kw) for s in seeds]
     stat = lambda v: dict(mean=sum(v) / len(v), std=float(torch.tensor(v).std()) if len(v) > 1 else 0., values=v)
     of = lambda i, get: stat([get(run['results'][i]) for run in runs])

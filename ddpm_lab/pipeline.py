@@ -83,9 +83,9 @@ def make_model(cfg):
     "Build the network a config describes."
     return build_model(cfg['arch'], img_size=cfg['size'], **cfg['model'])
 
-def load_pipeline(path, ema=True, device='auto') -> Pipeline:
-    "The pipeline of a checkpoint, rebuilt from the file alone: EMA weights when present, on the device, in eval mode."
-    ck = load_checkpoint(path); cfg = ck['config']
+def load_pipeline(path, ema=True, device='auto', ck=None) -> Pipeline:
+    "The pipeline of a checkpoint, rebuilt from the file alone: EMA weights when present, on the device, in eval mode (`ck`: the file's contents, when already read with load_checkpoint)."
+    ck = ck or load_checkpoint(path); cfg = ck['config']
     if cfg.get('arch') == 'gan': raise ValueError(f'{path} is a GAN checkpoint: load it with ddpm_lab.gan.load_generator')
     model = make_model(cfg)
     sd = ck['ema'] if ema and ck.get('ema') is not None else ck['model']

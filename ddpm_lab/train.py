@@ -89,7 +89,7 @@ CONFIG_RULES = dict(   # key: (test, what a valid value is); keys a config lacks
     log_every=_int(1), ckpt_every=_int(1), sample_every=_int(0), sample_steps=_int(1), n_train=_opt(_int(1)),
     lr=_num(lambda v: v > 0, 'a finite number > 0'), lr_min=_num(lambda v: 0 <= v <= 1, 'a number in [0, 1]'),
     weight_decay=_num(lambda v: v >= 0, 'a finite number >= 0'), p_uncond=_num(lambda v: 0 <= v <= 1, 'a number in [0, 1]'),
-    ema=_num(lambda v: 0 <= v < 1, 'a number in [0, 1)'), sample_w=_num(lambda v: True, 'a finite number'),
+    ema=_num(lambda v: 0 <= v < 1, 'a number in [0, 1)'), sample_w=(_finite, 'a finite number'),
     t_logit=(lambda v: v is None or (isinstance(v, list) and len(v) == 2 and all(map(_finite, v)) and v[1] > 0), 'null, or [mean, std] with std > 0'),
     grad_clip=_opt(_num(lambda v: v > 0, 'a finite number > 0')), min_snr=_opt(_num(lambda v: v > 0, 'a finite number > 0')),
     amp=(lambda v: v in ('auto', 'bf16', 'fp16', 'fp32', True, False), "'auto', 'bf16', 'fp16' or 'fp32'"),
