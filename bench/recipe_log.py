@@ -25,6 +25,12 @@ RECIPES = [   # name, what it changes against the cpu preset, where its run and 
          run='lr3e-3/run', summary='lr3e-3/eval/summary.json', threads=2, machine='2-core AMD EPYC (AVX-512 BF16), two threads; pytest ran beside it for about 7 of its minutes'),
     dict(name='cpu, logit-normal steps', changes='the cpu preset with t_logit=[0, 1]: training steps drawn logit-normal instead of uniform (Esser et al. 2024)',
          run='logitnormal/run', summary='logitnormal/eval/summary.json', threads=2, machine='2-core AMD EPYC (AVX-512 BF16), two threads, alone'),
+    dict(name='cpu, p_uncond 0.2', changes='the cpu preset with p_uncond=0.2: the null label in one training row in five instead of ten',
+         run='puncond0.2/run', summary='puncond0.2/eval/summary.json', threads=2, machine='2-core AMD EPYC (AVX-512 BF16), two threads; a one-thread sampling job ran beside it for about 13 of its minutes'),
+    dict(name='cpu, low-noise logit-normal steps', changes='the cpu preset with t_logit=[-0.5, 1.5]: training steps shifted towards the nearly clean end',
+         run='lowlogit/run', summary='lowlogit/eval/summary.json', threads=2, machine='2-core AMD EPYC (AVX-512 BF16), two threads, alone'),
+    dict(name='cpu, batch 128', changes='the cpu preset with batch_size=128 and steps=2000: the same 256k images in half the updates',
+         run='bs128/run', summary='bs128/eval/summary.json', threads=2, machine='2-core AMD EPYC (AVX-512 BF16), two threads, alone'),
 ]
 FILES = ('test.json', 'new_test.json', 'heldout.json', 'novel.json')
 OURS = ('heldout.json', 'novel.json')
