@@ -29,8 +29,8 @@ RECIPES = [   # name, what it changes against the cpu preset, where its run and 
          run='puncond0.2/run', summary='puncond0.2/eval/summary.json', threads=2, machine='2-core AMD EPYC (AVX-512 BF16), two threads; a one-thread sampling job ran beside it for about 13 of its minutes'),
     dict(name='cpu, low-noise logit-normal steps', changes='the cpu preset with t_logit=[-0.5, 1.5]: training steps shifted towards the nearly clean end',
          run='lowlogit/run', summary='lowlogit/eval/summary.json', threads=2, machine='2-core AMD EPYC (AVX-512 BF16), two threads, alone'),
-    dict(name='cpu, batch 128', changes='the cpu preset with batch_size=128 and steps=2000: the same 256k images in half the updates',
-         run='bs128/run', summary='bs128/eval/summary.json', threads=2, machine='2-core AMD EPYC (AVX-512 BF16), two threads, alone'),
+    dict(name='cpu, low-noise logit-normal steps, training seed 1', changes='the same with seed=1: its second training seed',
+         run='lowlogit_s1/run', summary='lowlogit_s1/eval/summary.json', threads=2, machine='2-core AMD EPYC (AVX-512 BF16), two threads, alone'),
 ]
 FILES = ('test.json', 'new_test.json', 'heldout.json', 'novel.json')
 OURS = ('heldout.json', 'novel.json')
