@@ -12,25 +12,31 @@ import argparse, json
 from pathlib import Path
 from ddpm_lab.data import RESULTS_DIR, atomic_write
 
+AVX512 = '2-core AMD EPYC (AVX-512 BF16), two threads'
+
+def scored(name, changes, folder, threads, machine):
+    "A recipe trained into folder/run and scored by evaluate_seeds into folder/eval (the layout of the runs since the second judge)."
+    return dict(name=name, changes=changes, run=f'{folder}/run', summary=f'{folder}/eval/summary.json', threads=threads, machine=machine)
+
 RECIPES = [   # name, what it changes against the cpu preset, where its run and its summary are (under --runs unless absolute)
     dict(name='cpu', changes='the cpu preset: 32x32, 2x2 patches (the shipped checkpoint)', summary=str(RESULTS_DIR / 'headline.json'),
          training=dict(minutes=30.1, img_s=143, steps=4000, images=256_000, threads=2, machine='2-core AMD EPYC, alone', note='measured when it was trained')),
     dict(name='cpu64', changes='size 64, 4x4 patches (the cpu64 preset): the same network and grids at the course size',
          run='cpu64', summary='cpu64_eval/summary.json', threads=1, machine='2-core AMD EPYC, one thread, sharing the cores with one or two other jobs'),
-    dict(name='cpu, training seed 1', changes='the cpu preset with seed=1 (bench/grain_training.py): its second training seed',
-         run='grain_training/run', summary='grain_training/eval/summary.json', threads=1, machine='2-core AMD EPYC, one thread, sharing the cores with two other jobs'),
-    dict(name='cpu, four renders', changes='the cpu preset on four renders of train.json (seeds 0-3, 72k scenes; bench/fresh_renders.py): 3.6 passes over the data instead of 14',
-         run='fresh_renders/run', summary='fresh_renders/eval/summary.json', threads=2, machine='2-core AMD EPYC (AVX2 only), two threads, alone'),
-    dict(name='cpu, lr 3e-3', changes='the cpu preset with lr=3e-3 instead of 2e-3 (the same warm-up and cosine decay to a tenth)',
-         run='lr3e-3/run', summary='lr3e-3/eval/summary.json', threads=2, machine='2-core AMD EPYC (AVX-512 BF16), two threads; pytest ran beside it for about 7 of its minutes'),
-    dict(name='cpu, logit-normal steps', changes='the cpu preset with t_logit=[0, 1]: training steps drawn logit-normal instead of uniform (Esser et al. 2024)',
-         run='logitnormal/run', summary='logitnormal/eval/summary.json', threads=2, machine='2-core AMD EPYC (AVX-512 BF16), two threads, alone'),
-    dict(name='cpu, p_uncond 0.2', changes='the cpu preset with p_uncond=0.2: the null label in one training row in five instead of ten',
-         run='puncond0.2/run', summary='puncond0.2/eval/summary.json', threads=2, machine='2-core AMD EPYC (AVX-512 BF16), two threads; a one-thread sampling job ran beside it for about 13 of its minutes'),
-    dict(name='cpu, low-noise logit-normal steps', changes='the cpu preset with t_logit=[-0.5, 1.5]: training steps shifted towards the nearly clean end',
-         run='lowlogit/run', summary='lowlogit/eval/summary.json', threads=2, machine='2-core AMD EPYC (AVX-512 BF16), two threads, alone'),
-    dict(name='cpu, low-noise logit-normal steps, training seed 1', changes='the same with seed=1: its second training seed',
-         run='lowlogit_s1/run', summary='lowlogit_s1/eval/summary.json', threads=2, machine='2-core AMD EPYC (AVX-512 BF16), two threads, alone'),
+    scored('cpu, training seed 1', 'the cpu preset with seed=1 (bench/grain_training.py): its second training seed',
+           'grain_training', 1, '2-core AMD EPYC, one thread, sharing the cores with two other jobs'),
+    scored('cpu, four renders', 'the cpu preset on four renders of train.json (seeds 0-3, 72k scenes; bench/fresh_renders.py): 3.6 passes over the data instead of 14',
+           'fresh_renders', 2, '2-core AMD EPYC (AVX2 only), two threads, alone'),
+    scored('cpu, lr 3e-3', 'the cpu preset with lr=3e-3 instead of 2e-3 (the same warm-up and cosine decay to a tenth)',
+           'lr3e-3', 2, f'{AVX512}; pytest ran beside it for about 7 of its minutes'),
+    scored('cpu, logit-normal steps', 'the cpu preset with t_logit=[0, 1]: training steps drawn logit-normal instead of uniform (Esser et al. 2024)',
+           'logitnormal', 2, f'{AVX512}, alone'),
+    scored('cpu, p_uncond 0.2', 'the cpu preset with p_uncond=0.2: the null label in one training row in five instead of ten',
+           'puncond0.2', 2, f'{AVX512}; a one-thread sampling job ran beside it for about 13 of its minutes'),
+    scored('cpu, low-noise logit-normal steps', 'the cpu preset with t_logit=[-0.5, 1.5]: training steps shifted towards the nearly clean end',
+           'lowlogit', 2, f'{AVX512}, alone'),
+    scored('cpu, low-noise logit-normal steps, training seed 1', 'the same with seed=1: its second training seed',
+           'lowlogit_s1', 2, f'{AVX512}, alone'),
 ]
 FILES = ('test.json', 'new_test.json', 'heldout.json', 'novel.json')
 OURS = ('heldout.json', 'novel.json')
