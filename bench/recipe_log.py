@@ -2,9 +2,9 @@
 
 Each recipe is one training run and the `evaluate_seeds` summary of its checkpoint (sampling seeds 0-4, the
 checkpoint's default sampler). Training minutes and images/s come from the run's log.jsonl when its folder is here
-(`--runs`); the shipped checkpoint's run folder is not kept, so its entry carries the figures measured when it was
-trained (docs/results.md, "The shipped checkpoint"). The log is kept in results/recipes.json: a recipe whose run or
-summary is not on this machine keeps its committed entry. Recipes are chosen on heldout.json and novel.json, under
+(`--runs`); the first shipped checkpoint's run folder was not kept, so its entry carries the figures measured when
+it was trained and no summary. The log is kept in results/recipes.json: a recipe whose run or summary is not on this
+machine keeps its committed entry (with its `changes` text from here). Recipes are chosen on heldout.json and novel.json, under
 the lower of the two judges; test.json and new_test.json are reported, never used to choose.
 Usage: PYTHONPATH=. python bench/recipe_log.py [--runs /work/bgout]
 """
@@ -13,30 +13,33 @@ from pathlib import Path
 from ddpm_lab.data import RESULTS_DIR, atomic_write
 
 AVX512 = '2-core AMD EPYC (AVX-512 BF16), two threads'
+XEON = '2-core Intel Xeon (AMX BF16), two threads'
 
 def scored(name, changes, folder, threads, machine):
     "A recipe trained into folder/run and scored by evaluate_seeds into folder/eval (the layout of the runs since the second judge)."
     return dict(name=name, changes=changes, run=f'{folder}/run', summary=f'{folder}/eval/summary.json', threads=threads, machine=machine)
 
 RECIPES = [   # name, what it changes against the cpu preset, where its run and its summary are (under --runs unless absolute)
-    dict(name='cpu', changes='the cpu preset: 32x32, 2x2 patches (the shipped checkpoint)', summary=str(RESULTS_DIR / 'headline.json'),
-         training=dict(minutes=30.1, img_s=143, steps=4000, images=256_000, threads=2, machine='2-core AMD EPYC, alone', note='measured when it was trained')),
-    dict(name='cpu64', changes='size 64, 4x4 patches (the cpu64 preset): the same network and grids at the course size',
-         run='cpu64', summary='cpu64_eval/summary.json', threads=1, machine='2-core AMD EPYC, one thread, sharing the cores with one or two other jobs'),
-    scored('cpu, training seed 1', 'the cpu preset with seed=1 (bench/grain_training.py): its second training seed',
-           'grain_training', 1, '2-core AMD EPYC, one thread, sharing the cores with two other jobs'),
-    scored('cpu, four renders', 'the cpu preset on four renders of train.json (seeds 0-3, 72k scenes; bench/fresh_renders.py): 3.6 passes over the data instead of 14',
-           'fresh_renders', 2, '2-core AMD EPYC (AVX2 only), two threads, alone'),
-    scored('cpu, lr 3e-3', 'the cpu preset with lr=3e-3 instead of 2e-3 (the same warm-up and cosine decay to a tenth)',
-           'lr3e-3', 2, f'{AVX512}; pytest ran beside it for about 7 of its minutes'),
-    scored('cpu, logit-normal steps', 'the cpu preset with t_logit=[0, 1]: training steps drawn logit-normal instead of uniform (Esser et al. 2024)',
-           'logitnormal', 2, f'{AVX512}, alone'),
-    scored('cpu, p_uncond 0.2', 'the cpu preset with p_uncond=0.2: the null label in one training row in five instead of ten',
-           'puncond0.2', 2, f'{AVX512}; a one-thread sampling job ran beside it for about 13 of its minutes'),
-    scored('cpu, low-noise logit-normal steps', 'the cpu preset with t_logit=[-0.5, 1.5]: training steps shifted towards the nearly clean end',
-           'lowlogit', 2, f'{AVX512}, alone'),
-    scored('cpu, low-noise logit-normal steps, training seed 1', 'the same with seed=1: its second training seed',
+    scored('cpu', 'the cpu preset: 32x32, 2x2 patches, low-noise logit-normal steps (the shipped checkpoint, results/headline.json)',
+           'cpu_new', 2, f'{XEON}, alone'),
+    scored('cpu, training seed 1', 'the cpu preset with seed=1: its second training seed',
            'lowlogit_s1', 2, f'{AVX512}, alone'),
+    scored('cpu, seed 42 on the EPYC', 'the cpu preset again, on the AVX-512 EPYC: the first run of its recipe (t_logit=[-0.5, 1.5])',
+           'lowlogit', 2, f'{AVX512}, alone'),
+    dict(name='cpu, uniform steps', changes='t_logit=None: uniform training steps, the cpu preset until 2026-12-02 (the checkpoint shipped before, in the git history)',
+         training=dict(minutes=30.1, img_s=143, steps=4000, images=256_000, threads=2, machine='2-core AMD EPYC, alone', note='measured when it was trained')),
+    scored('cpu, uniform steps, training seed 1', 'the same with seed=1 (bench/grain_training.py): its second training seed',
+           'grain_training', 1, '2-core AMD EPYC, one thread, sharing the cores with two other jobs'),
+    dict(name='cpu64', changes='size 64, 4x4 patches (the cpu64 preset, uniform steps): the same network and grids at the course size',
+         run='cpu64', summary='cpu64_eval/summary.json', threads=1, machine='2-core AMD EPYC, one thread, sharing the cores with one or two other jobs'),
+    scored('cpu, four renders', 'uniform steps, on four renders of train.json (seeds 0-3, 72k scenes; bench/fresh_renders.py): 3.6 passes over the data instead of 14',
+           'fresh_renders', 2, '2-core AMD EPYC (AVX2 only), two threads, alone'),
+    scored('cpu, lr 3e-3', 'uniform steps and lr=3e-3 instead of 2e-3 (the same warm-up and cosine decay to a tenth)',
+           'lr3e-3', 2, f'{AVX512}; pytest ran beside it for about 7 of its minutes'),
+    scored('cpu, logit-normal steps', 't_logit=[0, 1]: training steps drawn logit-normal around the middle (Esser et al. 2024)',
+           'logitnormal', 2, f'{AVX512}, alone'),
+    scored('cpu, p_uncond 0.2', 'uniform steps and p_uncond=0.2: the null label in one training row in five instead of ten',
+           'puncond0.2', 2, f'{AVX512}; a one-thread sampling job ran beside it for about 13 of its minutes'),
 ]
 FILES = ('test.json', 'new_test.json', 'heldout.json', 'novel.json')
 OURS = ('heldout.json', 'novel.json')
@@ -55,7 +58,7 @@ def training(run):
 def entry(recipe, runs):
     "A recipe's log entry from its run and its summary, or None when they are not on this machine."
     at = lambda p: Path(p) if Path(p).is_absolute() else Path(runs) / p
-    if not at(recipe['summary']).is_file() or ('run' in recipe and not at(recipe['run']).is_dir()): return None
+    if 'summary' not in recipe or not at(recipe['summary']).is_file() or ('run' in recipe and not at(recipe['run']).is_dir()): return None
     summ = json.loads(at(recipe['summary']).read_text())
     train = recipe.get('training') or dict(training(at(recipe['run'])), threads=recipe['threads'], machine=recipe['machine'])
     judged = lambda f, j: dict(mean=round(summ['files'][f][j]['mean'], 4), std=round(summ['files'][f][j]['std'], 4))
@@ -72,7 +75,7 @@ def main():
     a = P.parse_args()
     path = RESULTS_DIR / 'recipes.json'
     kept = {e['name']: e for e in json.loads(path.read_text())} if path.is_file() else {}
-    log = [entry(r, a.runs) or kept.get(r['name']) for r in RECIPES]
+    log = [entry(r, a.runs) or (kept[r['name']] | dict(changes=r['changes']) if r['name'] in kept else None) for r in RECIPES]
     log = [e for e in log if e]
     atomic_write(path, lambda tmp: tmp.write_text(json.dumps(log, indent=1)))
     cell = lambda e, f, j: f"{e['files'][f][j]['mean']:.3f} ± {e['files'][f][j]['std']:.3f}"
