@@ -19,14 +19,18 @@ def scored(name, changes, folder, threads, machine):
     "A recipe trained into folder/run and scored by evaluate_seeds into folder/eval (the layout of the runs since the second judge)."
     return dict(name=name, changes=changes, run=f'{folder}/run', summary=f'{folder}/eval/summary.json', threads=threads, machine=machine)
 
-RECIPES = [   # name, what it changes against the cpu preset, where its run and its summary are (under --runs unless absolute)
-    scored('cpu', 'the cpu preset: 32x32, 2x2 patches, low-noise logit-normal steps (the shipped checkpoint, results/headline.json)',
-           'cpu_new', 2, f'{XEON}, alone'),
+RECIPES = [   # name, what it changes against the cpu preset (the uniform-step rows below it: against `cpu, uniform steps`), where its run and summary are
+    scored('cpu', 'the cpu preset: 32x32, 2x2 patches, low-noise logit-normal steps, 6000 steps (the shipped checkpoint, results/headline.json)',
+           'cpu6000', 2, f'{XEON}, alone'),
     scored('cpu, training seed 1', 'the cpu preset with seed=1: its second training seed',
+           'steps6000_s1', 2, f'{XEON}, alone'),
+    scored('cpu, 4000 steps', 'steps=4000: the preset shipped in 56164db (git history), 256k images',
+           'cpu_new', 2, f'{XEON}, alone'),
+    scored('cpu, 4000 steps, training seed 1', 'the same with seed=1: its second training seed',
            'lowlogit_s1', 2, f'{AVX512}, alone'),
-    scored('cpu, seed 42 on the EPYC', 'the cpu preset again, on the AVX-512 EPYC: the first run of its recipe (t_logit=[-0.5, 1.5])',
+    scored('cpu, 4000 steps, seed 42 on the EPYC', 'cpu, 4000 steps again, on the AVX-512 EPYC: the first run of the low-noise recipe (t_logit=[-0.5, 1.5])',
            'lowlogit', 2, f'{AVX512}, alone'),
-    dict(name='cpu, uniform steps', changes='t_logit=None: uniform training steps, the cpu preset until 2026-12-02 (the checkpoint shipped before, in the git history)',
+    dict(name='cpu, uniform steps', changes='4000 uniform training steps (t_logit=None, steps=4000): the cpu preset until 2026-12-02 (its checkpoint: 7301cf0 in the git history)',
          training=dict(minutes=30.1, img_s=143, steps=4000, images=256_000, threads=2, machine='2-core AMD EPYC, alone', note='measured when it was trained')),
     scored('cpu, uniform steps, training seed 1', 'the same with seed=1 (bench/grain_training.py): its second training seed',
            'grain_training', 1, '2-core AMD EPYC, one thread, sharing the cores with two other jobs'),
