@@ -15,35 +15,35 @@ from ddpm_lab.data import RESULTS_DIR, atomic_write
 AVX512 = '2-core AMD EPYC (AVX-512 BF16), two threads'
 XEON = '2-core Intel Xeon (AMX BF16), two threads'
 
-def scored(name, changes, folder, threads, machine):
+def scored(name, changes, folder, machine, threads=2):
     "A recipe trained into folder/run and scored by evaluate_seeds into folder/eval (the layout of the runs since the second judge)."
     return dict(name=name, changes=changes, run=f'{folder}/run', summary=f'{folder}/eval/summary.json', threads=threads, machine=machine)
 
 RECIPES = [   # name, what it changes against the cpu preset (the uniform-step rows below it: against `cpu, uniform steps`), where its run and summary are
     scored('cpu', 'the cpu preset: 32x32, 2x2 patches, low-noise logit-normal steps, 6000 steps (the shipped checkpoint, results/headline.json)',
-           'cpu6000', 2, f'{XEON}, alone'),
+           'cpu6000', f'{XEON}, alone'),
     scored('cpu, training seed 1', 'the cpu preset with seed=1: its second training seed',
-           'steps6000_s1', 2, f'{XEON}, alone'),
+           'steps6000_s1', f'{XEON}, alone'),
     scored('cpu, 4000 steps', 'steps=4000: the preset shipped in 56164db (git history), 256k images',
-           'cpu_new', 2, f'{XEON}, alone'),
+           'cpu_new', f'{XEON}, alone'),
     scored('cpu, 4000 steps, training seed 1', 'the same with seed=1: its second training seed',
-           'lowlogit_s1', 2, f'{AVX512}, alone'),
+           'lowlogit_s1', f'{AVX512}, alone'),
     scored('cpu, 4000 steps, seed 42 on the EPYC', 'cpu, 4000 steps again, on the AVX-512 EPYC: the first run of the low-noise recipe (t_logit=[-0.5, 1.5])',
-           'lowlogit', 2, f'{AVX512}, alone'),
+           'lowlogit', f'{AVX512}, alone'),
     dict(name='cpu, uniform steps', changes='4000 uniform training steps (t_logit=None, steps=4000): the cpu preset until 2026-12-02 (its checkpoint: 7301cf0 in the git history)',
          training=dict(minutes=30.1, img_s=143, steps=4000, images=256_000, threads=2, machine='2-core AMD EPYC, alone', note='measured when it was trained')),
     scored('cpu, uniform steps, training seed 1', 'the same with seed=1 (bench/grain_training.py): its second training seed',
-           'grain_training', 1, '2-core AMD EPYC, one thread, sharing the cores with two other jobs'),
+           'grain_training', '2-core AMD EPYC, one thread, sharing the cores with two other jobs', threads=1),
     dict(name='cpu64', changes='size 64, 4x4 patches (the cpu64 preset, uniform steps): the same network and grids at the course size',
          run='cpu64', summary='cpu64_eval/summary.json', threads=1, machine='2-core AMD EPYC, one thread, sharing the cores with one or two other jobs'),
     scored('cpu, four renders', 'uniform steps, on four renders of train.json (seeds 0-3, 72k scenes; bench/fresh_renders.py): 3.6 passes over the data instead of 14',
-           'fresh_renders', 2, '2-core AMD EPYC (AVX2 only), two threads, alone'),
+           'fresh_renders', '2-core AMD EPYC (AVX2 only), two threads, alone'),
     scored('cpu, lr 3e-3', 'uniform steps and lr=3e-3 instead of 2e-3 (the same warm-up and cosine decay to a tenth)',
-           'lr3e-3', 2, f'{AVX512}; pytest ran beside it for about 7 of its minutes'),
+           'lr3e-3', f'{AVX512}; pytest ran beside it for about 7 of its minutes'),
     scored('cpu, logit-normal steps', 't_logit=[0, 1]: training steps drawn logit-normal around the middle (Esser et al. 2024)',
-           'logitnormal', 2, f'{AVX512}, alone'),
+           'logitnormal', f'{AVX512}, alone'),
     scored('cpu, p_uncond 0.2', 'uniform steps and p_uncond=0.2: the null label in one training row in five instead of ten',
-           'puncond0.2', 2, f'{AVX512}; a one-thread sampling job ran beside it for about 13 of its minutes'),
+           'puncond0.2', f'{AVX512}; a one-thread sampling job ran beside it for about 13 of its minutes'),
 ]
 FILES = ('test.json', 'new_test.json', 'heldout.json', 'novel.json')
 OURS = ('heldout.json', 'novel.json')
@@ -73,14 +73,18 @@ def entry(recipe, runs):
                 sampling={k: summ[k] for k in ('sampler', 'steps', 'w')}, seeds=summ['seeds'], files=files, score=round(lower, 4))
 
 
+def committed(recipe, kept):
+    "A recipe's entry in the committed log (None if it has none), with its `changes` text from RECIPES."
+    return kept[recipe['name']] | dict(changes=recipe['changes']) if recipe['name'] in kept else None
+
+
 def main():
     P = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     P.add_argument('--runs', default='runs/recipes')
     a = P.parse_args()
     path = RESULTS_DIR / 'recipes.json'
     kept = {e['name']: e for e in json.loads(path.read_text())} if path.is_file() else {}
-    log = [entry(r, a.runs) or (kept[r['name']] | dict(changes=r['changes']) if r['name'] in kept else None) for r in RECIPES]
-    log = [e for e in log if e]
+    log = [e for e in (entry(r, a.runs) or committed(r, kept) for r in RECIPES) if e]
     atomic_write(path, lambda tmp: tmp.write_text(json.dumps(log, indent=1)))
     cell = lambda e, f, j: f"{e['files'][f][j]['mean']:.3f} ± {e['files'][f][j]['std']:.3f}"
     print('| recipe | size | minutes | img/s | images | ' + ' | '.join(f'{Path(f).stem} (ev / j2)' for f in FILES) + ' | grain | floor colour | score |')
@@ -90,7 +94,7 @@ def main():
         print(f"| {e['name']} | {e['size']} | {t['minutes']} ({t['threads']} thr.) | {t['img_s']} | {t['images'] // 1000}k | "
               + ' | '.join(f"{cell(e, f, 'evaluator')} / {cell(e, f, 'judge2')}" for f in FILES)
               + f" | {e['files']['heldout.json']['grain']} | {e['files']['heldout.json']['floor_colour']} | **{e['score']:.3f}** |")
-    for name in {e['name'] for e in log}:   # a recipe with more training seeds: the mean over them, per file and judge
+    for name in dict.fromkeys(e['name'] for e in log):   # in table order   # a recipe with more training seeds: the mean over them, per file and judge
         runs = [e for e in log if e['name'] == name or e['name'].startswith(f'{name}, training seed')]
         if len(runs) > 1:
             mean = lambda f, j: sum(e['files'][f][j]['mean'] for e in runs) / len(runs)
