@@ -13,17 +13,18 @@ from ddpm_lab.data import DATA_DIR, RESULTS_DIR, atomic_write
 from ddpm_lab.evaluation import evaluate_seeds
 from ddpm_lab.sampling import sampling_tag
 
-SETTINGS = [('ddpm', 50, 3.), ('ddim', 50, 3.), ('dpm++', 20, 3.), ('ddpm', 50, 4.)]   # (sampler, steps, w)
+SETTINGS = [('ddpm', 50, 3., False), ('ddim', 50, 3., False), ('dpm++', 20, 3., False), ('ddpm', 50, 4., False),
+            ('ddpm', 50, 3., True), ('ddpm', 50, 4., True), ('ddpm', 50, 5., True)]   # (sampler, steps, w, ramp: weight 2 w t)
 FILES = ('heldout.json', 'novel.json')
 
 
 def run(ckpt, setting, seeds, out):
     "The seed summary of one setting (evaluated once, then read back)."
-    sampler, steps, w = setting
-    folder = Path(out) / sampling_tag(sampler, steps, w, 'all')
+    sampler, steps, w, ramp = setting
+    folder = Path(out) / sampling_tag(sampler, steps, w, 'all', ramp=ramp)
     saved = folder / 'summary.json'
     if saved.is_file(): return json.loads(saved.read_text())
-    return evaluate_seeds(ckpt, seeds, out=folder, labels_files=[DATA_DIR / f for f in FILES], sampler=sampler, steps=steps, w=w)
+    return evaluate_seeds(ckpt, seeds, out=folder, labels_files=[DATA_DIR / f for f in FILES], sampler=sampler, steps=steps, w=w, ramp=ramp)
 
 
 def main():
@@ -40,16 +41,16 @@ def main():
     score = {s: min(judged(summ, 'accuracy'), judged(summ, 'judge2')) for s, summ in rows}
     best = max(score, key=score.get)
     print(f'{Path(str(a.ckpt)).name}, seeds {a.seeds}, mean ± std over seeds; score = the lower judge, mean of the two files\n')
-    print('| sampler | steps | w | heldout: evaluator | judge2 | novel: evaluator | judge2 | grain | floor colour | score |')
-    print('|---|---|---|---|---|---|---|---|---|---|')
+    print('| sampler | steps | w | ramp | heldout: evaluator | judge2 | novel: evaluator | judge2 | grain | floor colour | score |')
+    print('|---|---|---|---|---|---|---|---|---|---|---|')
     stat = lambda v: f"{v['mean']:.3f} ± {v['std']:.3f}"
     for s, summ in rows:
         h, v = summ['files']['heldout.json'], summ['files']['novel.json']
-        print(f"| {s[0]} | {s[1]} | {s[2]:g} | {stat(h['accuracy'])} | {stat(h['judge2'])} | {stat(v['accuracy'])} | {stat(v['judge2'])} "
+        print(f"| {s[0]} | {s[1]} | {s[2]:g} | {'2 w t' if s[3] else '-'} | {stat(h['accuracy'])} | {stat(h['judge2'])} | {stat(v['accuracy'])} | {stat(v['judge2'])} "
               f"| {(h['grain']['mean'] + v['grain']['mean']) / 2:.2f} | {(h['saturation']['mean'] + v['saturation']['mean']) / 2:.2f} | "
               + (f"**{score[s]:.3f}**" if s == best else f"{score[s]:.3f}") + ' |')
-    record = dict(ckpt=str(a.ckpt), seeds=a.seeds, files=FILES, best=dict(zip(('sampler', 'steps', 'w'), best)),
-                  settings=[dict(sampler=s[0], steps=s[1], w=s[2], score=score[s], summary=summ) for s, summ in rows])
+    record = dict(ckpt=str(a.ckpt), seeds=a.seeds, files=FILES, best=dict(zip(('sampler', 'steps', 'w', 'ramp'), best)),
+                  settings=[dict(sampler=s[0], steps=s[1], w=s[2], ramp=s[3], score=score[s], summary=summ) for s, summ in rows])
     atomic_write(RESULTS_DIR / 'sampler_choice.json', lambda tmp: tmp.write_text(json.dumps(record, indent=1)))
     print(f"\nbest: {best}; written to {RESULTS_DIR / 'sampler_choice.json'}")
 

@@ -14,17 +14,22 @@ from ddpm_lab.data import RESULTS_DIR, atomic_write
 
 AVX512 = '2-core AMD EPYC (AVX-512 BF16), two threads'
 XEON = '2-core Intel Xeon (AMX BF16), two threads'
+XEON_1 = '2-core Intel Xeon (AMX BF16), one thread'
 
 def scored(name, changes, folder, machine, threads=2):
     "A recipe trained into folder/run and scored by evaluate_seeds into folder/eval (the layout of the runs since the second judge)."
     return dict(name=name, changes=changes, run=f'{folder}/run', summary=f'{folder}/eval/summary.json', threads=threads, machine=machine)
 
 RECIPES = [   # name, what it changes against the cpu preset (the uniform-step rows below it: against `cpu, uniform steps`), where its run and summary are
-    scored('cpu', 'the cpu preset: 32x32, 2x2 patches, low-noise logit-normal steps, 6000 steps (the shipped checkpoint, results/headline.json)',
-           'cpu6000', f'{XEON}, alone'),
+    scored('cpu', 'the cpu preset: 32x32, 2x2 patches, logit-normal steps shifted to the clean end (t_logit=[-1, 1.5]), 6000 steps (the shipped checkpoint, results/headline.json)',
+           'shift1', f'{XEON_1}, beside sampling jobs', threads=1),
     scored('cpu, training seed 1', 'the cpu preset with seed=1: its second training seed',
+           'shift1_s1', f'{XEON_1}, beside sampling jobs', threads=1),
+    scored('cpu, t_logit [-0.5, 1.5]', 'a milder shift, t_logit=[-0.5, 1.5]: the preset shipped in f1eb09c (git history)',
+           'cpu6000', f'{XEON}, alone'),
+    scored('cpu, t_logit [-0.5, 1.5], training seed 1', 'the same with seed=1: its second training seed',
            'steps6000_s1', f'{XEON}, alone'),
-    scored('cpu, 4000 steps', 'steps=4000: the preset shipped in 56164db (git history), 256k images',
+    scored('cpu, 4000 steps', 't_logit=[-0.5, 1.5] and steps=4000: the preset shipped in 56164db (git history), 256k images',
            'cpu_new', f'{XEON}, alone'),
     scored('cpu, 4000 steps, training seed 1', 'the same with seed=1: its second training seed',
            'lowlogit_s1', f'{AVX512}, alone'),

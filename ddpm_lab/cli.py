@@ -44,21 +44,21 @@ def _sample(a):
     "Sample the label lists of one or more files from a checkpoint."
     from ddpm_lab.sampling import sample_labels_file
     for f in a.labels:
-        res = sample_labels_file(a.ckpt, f, a.out, sampler=a.sampler, steps=a.steps, w=a.w, seed=a.seed, eta=a.eta, interval=a.interval, device=a.device)
+        res = sample_labels_file(a.ckpt, f, a.out, sampler=a.sampler, steps=a.steps, w=a.w, ramp=a.ramp, seed=a.seed, eta=a.eta, interval=a.interval, device=a.device)
         print(f"{Path(f).name}: {res['grid']} ({res['seconds']:.1f} s)")
 
 def _evaluate(a):
     "Sample, score with the evaluator and print the results table (with --seeds: per seed, then mean and spread)."
     from ddpm_lab.evaluation import JUDGE2_PATH, evaluate, evaluate_seeds
     from ddpm_lab.gan import as_generator
-    kw = dict(evaluator=a.evaluator, judge2=a.judge2 or JUDGE2_PATH, labels_files=a.labels, sampler=a.sampler, steps=a.steps, w=a.w, eta=a.eta, interval=a.interval, out=a.out, device=a.device)
+    kw = dict(evaluator=a.evaluator, judge2=a.judge2 or JUDGE2_PATH, labels_files=a.labels, sampler=a.sampler, steps=a.steps, w=a.w, ramp=a.ramp, eta=a.eta, interval=a.interval, out=a.out, device=a.device)
     if a.seeds: evaluate_seeds(as_generator(a.ckpt, a.device), a.seeds, **kw)
     else: evaluate(as_generator(a.ckpt, a.device), seed=a.seed, **kw)
 
 def _submit(a):
     "Write the course's hand-in: two 64x64 grids, the denoising row, and the accuracy table."
     from ddpm_lab.evaluation import handin
-    res = handin(a.ckpt, a.out, evaluator=a.evaluator, sampler=a.sampler, steps=a.steps, w=a.w, eta=a.eta, interval=a.interval, seed=a.seed, frames=a.frames, device=a.device)
+    res = handin(a.ckpt, a.out, evaluator=a.evaluator, sampler=a.sampler, steps=a.steps, w=a.w, ramp=a.ramp, eta=a.eta, interval=a.interval, seed=a.seed, frames=a.frames, device=a.device)
     print('\n'.join(f'wrote {p}' for p in [*res['grids'], res['denoising'], res['table']]))
 
 def _train_evaluator(a):
@@ -105,6 +105,7 @@ def _sampling_args(p, labels_default=None):
     p.add_argument('--sampler', default=None, help="reverse process: 'ddpm' (ancestral), 'ddim' (deterministic) or 'dpm++' (DPM-Solver++ 2M); default: the checkpoint's recommended setting, pipeline.SAMPLING_DEFAULTS unless it records its own: ddpm, 50 steps, w = 3, the best of results/sampler_choice.json (lower of the two judges on data/heldout.json and data/novel.json, mean over sampling seeds 0-4)")
     p.add_argument('--steps', type=positive, default=None, help="number of denoising steps (at most the training T); default: the checkpoint's")
     p.add_argument('--w', type=finite, default=None, help="classifier-free guidance weight: eps = (1+w) eps(x,c) - w eps(x,none); 0 = none; default: the checkpoint's")
+    p.add_argument('--ramp', action=argparse.BooleanOptionalAction, default=None, help="--ramp: the weight grows with the noise level, 2 w t at time t (w on average, none on the clean image); --no-ramp: w at every step; default: the checkpoint's")
     p.add_argument('--eta', type=_typed(float, lambda v: 0 <= v <= 1, 'a number in [0, 1]'), default=0., help='noise of ddim and dpm++: 0 = deterministic (ODE); 1 = the DDPM posterior (ddim), the SDE solver (dpm++); not for ddpm')
     p.add_argument('--interval', type=_typed(float, lambda v: 0 <= v <= 1, 'a time in [0, 1]'), nargs=2, default=[0., 1.], metavar=('LO', 'HI'), help='guide only at times t in [LO, HI] (1 = pure noise, 0 = clean; Kynkaanniemi et al. 2024); elsewhere one conditional pass per step; default: 0 1, every step')
     p.add_argument('--seed', type=natural, default=0, help='seed of the noise')
@@ -122,7 +123,7 @@ def _quickstart(a):
     else:
         ckpt = DATA_DIR/'weights'/'cpu.pt'
         print(f'using the shipped checkpoint {ckpt} (pass --train to train the cpu preset instead)')
-    evaluate(ckpt, evaluator=a.evaluator, labels_files=a.labels, sampler=a.sampler, steps=a.steps, w=a.w, eta=a.eta, interval=a.interval, seed=a.seed, out=out/'eval', device=a.device)
+    evaluate(ckpt, evaluator=a.evaluator, labels_files=a.labels, sampler=a.sampler, steps=a.steps, w=a.w, ramp=a.ramp, eta=a.eta, interval=a.interval, seed=a.seed, out=out/'eval', device=a.device)
 
 # %% ../nbs/08_cli.ipynb 9
 def build_parser():

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 from .data import LABELS, COLORS, SHAPES, DATA_DIR, CACHE_DIR, get_device, device_precision, autocast, atomic_write, check_out_dir, state_checksum, check_checksum, encode, read_labels, save_grid, normalize, file_md5
 from .render import RENDER_VERSION, render, random_label_lists
 from .data import check_choice
-from .pipeline import load_pipeline, load_checkpoint, recommended_sampling, check_state_dict
+from .pipeline import load_pipeline, load_checkpoint, recommended_sampling, chosen_settings, check_state_dict
 from .sampling import FULL, sample
 
 # %% auto 0
@@ -360,7 +360,7 @@ def _frechet(f1, f2):
     "Frechet distance, or None when a set has fewer than 2 images (no covariance)."
     return frechet_distance(f1, f2) if min(len(f1), len(f2)) >= 2 else None
 
-_SAMPLING_KEYS = ('sampler', 'steps', 'w', 'eta', 'interval')
+_SAMPLING_KEYS = ('sampler', 'steps', 'w', 'ramp', 'eta', 'interval')
 
 def _read(ckpt):
     "A checkpoint file's contents, read once per evaluation; None for an images-from-labels function."
@@ -371,7 +371,7 @@ def _planned(ckpt, ck, kw):
     name = str(getattr(ckpt, 'name', ckpt))   # a Path's file name, a GAN's name, a str as given
     if ck is None: return dict(ckpt=name, **ckpt.settings)
     recommended = dict(eta=0., interval=FULL) | recommended_sampling(ck['config'])
-    settings = {k: recommended[k] if kw.get(k) is None else kw[k] for k in _SAMPLING_KEYS}
+    settings = chosen_settings(recommended, **{k: kw.get(k) for k in _SAMPLING_KEYS})
     return dict(ckpt=name, weights=ck.get('checksum'), **settings | dict(interval=list(settings['interval'])))
 
 def _diffusion(ckpt, ck, plan, device):
@@ -382,7 +382,7 @@ def _diffusion(ckpt, ck, plan, device):
 def evaluate(ckpt,                # diffusion checkpoint, or a function f(cond, seed) -> images in [-1,1] with a `settings` dict (a GAN's: ddpm_lab.gan.as_generator)
              evaluator=None,      # evaluator module or course-format weight file (default: the shipped one)
              labels_files=None,   # label-list files (default: EVAL_FILES, the course's two and our heldout and novel lists)
-             sampler=None, steps=None, w=None, eta=0., interval=FULL,  # sampling (see ddpm_lab.sampling.sample); None: the checkpoint's recommended setting
+             sampler=None, steps=None, w=None, eta=0., interval=FULL, ramp=None,  # sampling (see ddpm_lab.sampling.sample); None: the checkpoint's recommended setting
              seed=0,              # seed of the initial noise
              out=None,            # folder for the grids and results.json (None: write nothing)
              n_renders=10,        # reference renders of each label list for the ceiling and the Frechet reference
@@ -392,7 +392,7 @@ def evaluate(ckpt,                # diffusion checkpoint, or a function f(cond, 
     files = labels_files or [DATA_DIR/f for f in EVAL_FILES]
     lists = {f: _label_lists(f) for f in map(Path, files)}   # every input read and checked before any sampling
     ck = _read(ckpt)
-    plan = _planned(ckpt, ck, dict(sampler=sampler, steps=steps, w=w, eta=eta, interval=interval))
+    plan = _planned(ckpt, ck, dict(sampler=sampler, steps=steps, w=w, ramp=ramp, eta=eta, interval=interval))
     make = ckpt if ck is None else _diffusion(ckpt, ck, plan, device)
     ev, j2 = _as_evaluator(evaluator, device), _as_evaluator(judge2, device)
     if out: check_out_dir(out)   # and the output too
@@ -426,7 +426,7 @@ def _reused(plan, seed, folder, files, judges):
     saved = Path(folder)/'results.json' if folder else None
     if not saved or not saved.is_file(): return None
     res = json.loads(saved.read_text())
-    ran = dict(interval=list(FULL)) | res   # results saved before guidance intervals guided every step
+    ran = dict(interval=list(FULL), ramp=False) | res   # results saved before guidance intervals and ramps guided every step with w
     same = all(ran.get(k) == v for k, v in plan.items()) and res['seed'] == seed and [r['file'] for r in res['results']] == files
     return res if same and res.get('judges') == judges else None
 
@@ -444,7 +444,7 @@ def evaluate_seeds(ckpt, seeds=(0, 1, 2, 3, 4), out=None, **kw):
                              errors={j: _errors(runs, i, j) for j in ('evaluator', 'judge2')},
                              frechet=of(i, lambda r: r['frechet']) if r['frechet'] is not None else None)
              for i, r in enumerate(runs[0]['results'])}
-    summary = {k: runs[0][k] for k in ('ckpt', 'sampler', 'steps', 'w', 'eta', 'size')} | dict(interval=runs[0].get('interval', list(FULL)), seeds=list(seeds), files=files)
+    summary = {k: runs[0][k] for k in ('ckpt', 'sampler', 'steps', 'w', 'eta', 'size')} | dict(ramp=runs[0].get('ramp', False), interval=runs[0].get('interval', list(FULL)), seeds=list(seeds), files=files)
     print(f"mean over seeds {list(seeds)}, evaluator / judge2:\n" + '\n'.join(f"  {f:14s} {v['accuracy']['mean']:.4f} +- {v['accuracy']['std']:.4f} / "
                                                                              f"{v['judge2']['mean']:.4f} +- {v['judge2']['std']:.4f}" for f, v in files.items()))
     if out: atomic_write(Path(out)/'summary.json', lambda tmp: tmp.write_text(json.dumps(summary, indent=1)))
@@ -453,12 +453,12 @@ def evaluate_seeds(ckpt, seeds=(0, 1, 2, 3, 4), out=None, **kw):
 # %% ../nbs/05_evaluation.ipynb 76
 HANDIN_LABELS = ['red sphere', 'cyan cylinder', 'cyan cube']   # the course's denoising-process condition
 
-def denoising_row(ckpt, labels=HANDIN_LABELS, sampler=None, steps=None, w=None, eta=0., seed=0, frames=10, device='auto', interval=FULL):
+def denoising_row(ckpt, labels=HANDIN_LABELS, sampler=None, steps=None, w=None, eta=0., seed=0, frames=10, device='auto', interval=FULL, ramp=None):
     "(frames,3,64,64) in [-1,1]: x_t from pure noise (first) to the final image (last), evenly spaced over the reverse process (None: the checkpoint's sampler settings)."
     pipe = load_pipeline(ckpt, device=device); dev = next(pipe.net.parameters()).device
-    sampler, steps, w = pipe.settings(sampler, steps, w).values()
+    sampler, steps, w, ramp = pipe.settings(sampler, steps, w, ramp).values()
     if not 2 <= frames <= steps + 1: raise ValueError(f'frames must be from 2 to steps + 1 = {steps + 1}, got {frames}')
-    x, snaps = sample(pipe, encode([labels]).to(dev), sampler, steps, w, eta, interval, seed=seed, keep=frames - 1)
+    x, snaps = sample(pipe, encode([labels]).to(dev), sampler, steps, w, eta, interval, ramp, seed=seed, keep=frames - 1)
     return eval_input(torch.cat([snaps['xt'][:, 0], x.cpu()]).clamp(-1, 1))
 
 def handin(ckpt,               # diffusion checkpoint
@@ -467,13 +467,15 @@ def handin(ckpt,               # diffusion checkpoint
            sampler=None, steps=None, w=None, eta=0., seed=0,  # sampling (see ddpm_lab.sampling.sample); None: the checkpoint's recommended setting
            frames=10,          # images in the denoising row (the course asks for at least 8)
            device='auto',
-           interval=FULL):     # guidance interval (see ddpm_lab.sampling.sample)
+           interval=FULL,      # guidance interval (see ddpm_lab.sampling.sample)
+           ramp=None):         # guidance weight 2 w t instead of w (see ddpm_lab.sampling.sample); None: the checkpoint's
     "Write the course's deliverables into out: the two 8-per-row grids at 64x64, the denoising row, and the accuracy table; returns the paths and results."
-    res, out = evaluate(ckpt, evaluator, [DATA_DIR/f for f in COURSE_FILES], sampler, steps, w, eta, interval, seed, out, device=device), Path(out)   # checks out first
-    row = denoising_row(ckpt, HANDIN_LABELS, sampler, steps, w, eta, seed, frames, device, interval)
+    sampling = dict(sampler=sampler, steps=steps, w=w, eta=eta, interval=interval, ramp=ramp, seed=seed, device=device)
+    res, out = evaluate(ckpt, evaluator, [DATA_DIR/f for f in COURSE_FILES], out=out, **sampling), Path(out)   # checks out first
+    row = denoising_row(ckpt, HANDIN_LABELS, frames=frames, **sampling)
     save_grid(row, out/'denoising.png', ncol=len(row))
     judge = 'the shipped evaluator' if evaluator is None else 'the given evaluator' if isinstance(evaluator, nn.Module) else f'evaluator {Path(evaluator).name}'
     table = ['| labels file | images | accuracy | second judge |', '|---|---|---|---|'] + [f"| {r['file']} | 32 | {r['accuracy']:.4f} | {r['judge2']['accuracy']:.4f} |" for r in res['results']]
-    note = f"{Path(ckpt).name}, {res['sampler']} {res['steps']} steps, w = {res['w']:g}, seed {seed}, scored by {judge}; second judge: {JUDGE2_PATH.name} (regnet_y_400mf, trained independently of the first)"
+    note = f"{Path(ckpt).name}, {res['sampler']} {res['steps']} steps, w = {res['w']:g}{' (2 w t at time t)' if res['ramp'] else ''}, seed {seed}, scored by {judge}; second judge: {JUDGE2_PATH.name} (regnet_y_400mf, trained independently of the first)"
     atomic_write(out/'accuracy.md', lambda tmp: tmp.write_text('\n'.join(table + ['', note, ''])))
     return dict(grids=[out/'test.png', out/'new_test.png'], denoising=out/'denoising.png', table=out/'accuracy.md', results=res)

@@ -319,7 +319,7 @@ def as_generator(ckpt, device='auto', ema=True):
     if not is_gan_checkpoint(ckpt): return ckpt
     G, cfg = load_generator(ckpt, device, ema)
     make = lambda cond, seed: generate(G, cond, seed=seed)
-    make.settings, make.name = dict(sampler='gan', steps=None, w=None, eta=None), str(ckpt) + ('' if ema else ' (raw G)')
+    make.settings, make.name = dict(sampler='gan', steps=None, w=None, ramp=None, eta=None), str(ckpt) + ('' if ema else ' (raw G)')
     return make
 
 # %% ../nbs/06_gan.ipynb 54

@@ -41,7 +41,8 @@ FULL = (0., 1.)   # guidance interval of plain classifier-free guidance: every s
 
 def cfg_model(model, # network called as model(x, t, c)
               w, # guidance weight; 0 = plain conditional model
-              interval=FULL): # (lo, hi): guide only at steps whose time t (the network's, in (0, 1]; 1 = pure noise) is in [lo, hi]
+              interval=FULL, # (lo, hi): guide only at steps whose time t (the network's, in (0, 1]; 1 = pure noise) is in [lo, hi]
+              ramp=False): # weight 2 w t at time t instead of w: strongest on pure noise, none on the clean image, w on average
     "Guided network fn(x, t, c) = (1+w) model(x,t,c) - w model(x,t,null), in one batched forward; outside `interval` the conditional model alone, in one plain forward."
     if w == 0: return model
     lo, hi = interval
@@ -49,10 +50,11 @@ def cfg_model(model, # network called as model(x, t, c)
     def guided(x, t, c):   # t: one time for the whole batch, as the samplers call it
         if not (everywhere or lo <= t[0].item() <= hi): return model(x, t, c)
         out_c, out_u = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([c, torch.zeros_like(c)])).chunk(2)
-        return out_c + w * (out_c - out_u)
+        weight = 2 * w * t.view(-1, *[1] * (x.ndim - 1)) if ramp else w
+        return out_c + weight * (out_c - out_u)
     return guided
 
-# %% ../nbs/04_sampling.ipynb 25
+# %% ../nbs/04_sampling.ipynb 27
 class Oracle(nn.Module):
     "Base of the exact denoisers: turns E[x0|x_t] into the output a `pred`-type network would give."
     def __init__(self, schedule, pred='eps'): super().__init__(); check_pred(pred); self.schedule, self.pred = schedule, pred
@@ -83,7 +85,7 @@ class MixtureOracle(Oracle):
             logits = logits.masked_fill(~allowed, -math.inf)
         return (logits.softmax(1) @ p).view_as(x)
 
-# %% ../nbs/04_sampling.ipynb 29
+# %% ../nbs/04_sampling.ipynb 31
 def half_log_snr(ab):
     "lambda = log(alpha/sigma) = log(ab/(1-ab))/2 of an alpha-bar value: -inf at 0, +inf at 1."
     ab = torch.tensor(ab, dtype=torch.float64)
@@ -109,7 +111,7 @@ def dpmpp_2m_step(x, x0, ab_t, ab_s, prev=None, eta=0., z=0.):
     x_s = keep * x - ab_s ** 0.5 * math.expm1(-(1 + eta) * h) * d
     return (x_s + ((1 - ab_s) * -math.expm1(-2 * eta * h)) ** 0.5 * z if eta else x_s), (x0, h)
 
-# %% ../nbs/04_sampling.ipynb 33
+# %% ../nbs/04_sampling.ipynb 35
 def check_cond(cond, model):
     "Raise a ValueError unless cond is a (B, n) tensor, n = the model's n_classes (default: the 24 labels)."
     n = getattr(model, 'n_classes', len(LABELS))
@@ -118,9 +120,10 @@ def check_cond(cond, model):
         raise ValueError(f'cond must be a (B, {n}) multi-hot float tensor, one row per image (data.encode turns '
                          f'label names into rows), got {shape}')
 
-def check_guidance(w, sampler, eta, interval=FULL):
-    "Raise a ValueError for a non-finite guidance weight, an interval that is not 0 <= lo <= hi <= 1, an eta outside [0, 1], or an eta given to the ancestral sampler (which has none)."
+def check_guidance(w, sampler, eta, interval=FULL, ramp=False):
+    "Raise a ValueError for a non-finite guidance weight, a ramp that is not True or False, an interval that is not 0 <= lo <= hi <= 1, an eta outside [0, 1], or an eta given to the ancestral sampler (which has none)."
     if not (isinstance(w, numbers.Real) and math.isfinite(w)): raise ValueError(f'guidance weight w must be a finite number, got {w!r}')
+    if not isinstance(ramp, bool): raise ValueError(f'ramp must be True (weight 2 w t) or False (weight w at every step), got {ramp!r}')
     if not (len(interval) == 2 and all(isinstance(v, numbers.Real) for v in interval) and 0 <= interval[0] <= interval[1] <= 1):
         raise ValueError(f'the guidance interval must be two times (lo, hi) with 0 <= lo <= hi <= 1 (1 = pure noise), got {tuple(interval)!r}')
     if not (isinstance(eta, numbers.Real) and 0 <= eta <= 1): raise ValueError(f'eta must be in [0, 1], got {eta!r}')
@@ -162,18 +165,19 @@ def sample(pipe:Pipeline, # the network with its schedule, prediction target, si
            w=None, # classifier-free guidance weight (0 = none); None: pipe.sampling's
            eta=0.0, # noise of DDIM and DPM-Solver++: 0 = deterministic (ODE); 1 = DDPM posterior (DDIM), SDE solver (DPM++)
            interval=FULL, # (lo, hi): guidance only at times t in [lo, hi] (1 = pure noise); elsewhere one conditional pass
+           ramp=None, # True: weight 2 w t at time t (w on average), False: w at every step; None: pipe.sampling's
            seed=0, # seed of the noise; image i draws from its own generator (seed, i)
            keep=None, # int k: also return k evenly spaced snapshots {'t', 'xt', 'x0'}
            clip=True, # clip the predicted x0 and the result to [-1, 1]
            progress=False, # show a tqdm bar over the batches
            batch_size=128): # images per network batch: a long label file runs in batches, with the same images as one batch
-    "Generate images (B,3,size,size) in [-1,1] for labels `cond`; with `keep`, (images, snapshots). Unset sampler, steps and w are the pipeline's."
-    sampler, steps, w = pipe.settings(sampler, steps, w).values()
+    "Generate images (B,3,size,size) in [-1,1] for labels `cond`; with `keep`, (images, snapshots). Unset sampler, steps, w and ramp are the pipeline's."
+    sampler, steps, w, ramp = pipe.settings(sampler, steps, w, ramp).values()
     schedule, pred, size = pipe.schedule, pipe.pred, pipe.size
-    check_sampler(sampler); check_cond(cond, pipe.net); check_guidance(w, sampler, eta, interval); check_steps(steps, schedule.T)
+    check_sampler(sampler); check_cond(cond, pipe.net); check_guidance(w, sampler, eta, interval, ramp); check_steps(steps, schedule.T)
     if pred == 'eps' and schedule.alpha_bar[-1] == 0:
         raise ValueError("a zero-terminal-SNR schedule needs pred='v' or 'x0': an eps prediction says nothing about x0 at alpha_bar=0")
-    net, cond = cfg_model(pipe.net, w, interval), cond.float()
+    net, cond = cfg_model(pipe.net, w, interval, ramp), cond.float()
     snap_at = set(torch.linspace(0, steps - 1, keep).round().long().tolist()) if keep else ()
     parts, starts = [], range(0, len(cond), batch_size)
     with tqdm(total=len(starts) * steps, disable=not progress, desc=f'{sampler} {steps} steps x {len(starts)} batch(es)') as bar:
@@ -186,7 +190,7 @@ def sample(pipe:Pipeline, # the network with its schedule, prediction target, si
     snaps = parts[0][1] if parts else dict(t=[], xt=[], x0=[])
     return x, dict(t=snaps['t'], **{k: torch.cat([torch.stack(p[1][k]) for p in parts], 1) for k in ('xt', 'x0')})
 
-# %% ../nbs/04_sampling.ipynb 53
+# %% ../nbs/04_sampling.ipynb 55
 def show_denoising(images, # final samples (B,3,H,W) in [-1,1]
                    snaps, # the snapshots dict that sample(..., keep=k) returns
                    titles=None, # one caption per image (e.g. its labels)
@@ -207,35 +211,35 @@ def show_denoising(images, # final samples (B,3,H,W) in [-1,1]
     fig.tight_layout()
     return fig
 
-# %% ../nbs/04_sampling.ipynb 56
-def sampling_tag(sampler, steps, w, seed, eta=0., interval=FULL):
-    "The file-name tag of one sampling setting, e.g. 'ddpm50_w2_seed0', 'dpm++25_eta1_w2_seed0' or 'ddpm50_w5_t0.4-1_seed0' (guidance interval)."
+# %% ../nbs/04_sampling.ipynb 58
+def sampling_tag(sampler, steps, w, seed, eta=0., interval=FULL, ramp=False):
+    "The file-name tag of one sampling setting, e.g. 'ddpm50_w2_seed0', 'dpm++25_eta1_w2_seed0', 'ddpm50_w5_t0.4-1_seed0' (guidance interval) or 'ddpm50_w4ramp_seed0'."
     span = '' if tuple(interval) == FULL else f'_t{interval[0]:g}-{interval[1]:g}'
-    return f'{sampler}{steps}' + (f'_eta{eta:g}' if eta else '') + f'_w{w:g}{span}_seed{seed}'
+    return f'{sampler}{steps}' + (f'_eta{eta:g}' if eta else '') + f'_w{w:g}' + ('ramp' if ramp else '') + f'{span}_seed{seed}'
 
 def sample_labels_file(ckpt, # checkpoint written by ddpm_lab.train
                        labels_file, # test-format json: a list of label lists
                        out, # folder for the grid PNG and the .pt
-                       sampler=None, steps=None, w=None, seed=0, eta=0., interval=FULL, # see `sample` (None: the checkpoint's recommended setting)
+                       sampler=None, steps=None, w=None, seed=0, eta=0., interval=FULL, ramp=None, # see `sample` (None: the checkpoint's recommended setting)
                        device='auto'): # 'auto' (CUDA, MPS, CPU) or a device name
     "Sample every label list of a file in one batch; save an 8-per-row grid PNG and a .pt of uint8 images + conditions."
     lists = read_labels(labels_file)
     if isinstance(lists, dict): raise ValueError(f'{labels_file} is a train-format file; sample_labels_file expects a list of label lists')
     pipe = load_pipeline(ckpt, ema=True, device=device)
-    sampler, steps, w = pipe.settings(sampler, steps, w).values()
+    sampler, steps, w, ramp = pipe.settings(sampler, steps, w, ramp).values()
     out = check_out_dir(out)   # after the (quick) checks of the inputs, before the work
     cond = encode(lists).to(next(pipe.net.parameters()).device)
     start = time.perf_counter()
-    x = sample(pipe, cond, sampler, steps, w, eta, interval, seed=seed, progress=len(lists) > 128).cpu()
+    x = sample(pipe, cond, sampler, steps, w, eta, interval, ramp, seed=seed, progress=len(lists) > 128).cpu()
     seconds = time.perf_counter() - start
-    stem = f'{Path(labels_file).stem}_{sampling_tag(sampler, steps, w, seed, eta, interval)}'
+    stem = f'{Path(labels_file).stem}_{sampling_tag(sampler, steps, w, seed, eta, interval, ramp)}'
     grid, tensors = out / f'{stem}.png', out / f'{stem}.pt'
     save_grid(x, grid, ncol=8)
-    record = dict(images=to_uint8(x), cond=cond.cpu(), labels=lists, ckpt=str(ckpt), sampler=sampler, steps=steps, w=w, eta=eta, interval=list(interval), seed=seed)
+    record = dict(images=to_uint8(x), cond=cond.cpu(), labels=lists, ckpt=str(ckpt), sampler=sampler, steps=steps, w=w, eta=eta, interval=list(interval), ramp=ramp, seed=seed)
     atomic_write(tensors, lambda tmp: torch.save(record, tmp))
     return dict(grid=grid, tensors=tensors, seconds=seconds, n=len(lists))
 
-# %% ../nbs/04_sampling.ipynb 58
+# %% ../nbs/04_sampling.ipynb 60
 class SampleGrid(Callback):
     "Rank 0: every cfg['sample_every'] steps, and at the end of a finished run, DDIM-sample the 32 test.json conditions into an 8-per-row grid."
     def after_step(self, r):
@@ -249,18 +253,18 @@ class SampleGrid(Callback):
         save_grid(sample(pipe, cond, 'ddim', min(r.cfg['sample_steps'], r.cfg['T']), r.cfg['sample_w'], seed=0), path, ncol=8)
         net.train(was_training)
 
-# %% ../nbs/04_sampling.ipynb 63
+# %% ../nbs/04_sampling.ipynb 65
 def demo_figure(pipe, labels, # a Pipeline and one label list ([] = unconditional)
-                sampler=None, steps=None, w=None, seed=0, n_keep=8, interval=FULL): # None: the pipeline's settings
+                sampler=None, steps=None, w=None, seed=0, n_keep=8, interval=FULL, ramp=None): # None: the pipeline's settings
     "Sample one image for `labels` and draw it with its denoising strip."
     dev = next((p.device for p in [*pipe.net.parameters(), *pipe.net.buffers()]), torch.device('cpu'))
     cond = (encode(labels) if labels else torch.zeros(len(LABELS)))[None].to(dev)
-    sampler, steps, w = pipe.settings(sampler, steps, w).values()
-    x, snaps = sample(pipe, cond, sampler, steps, w, interval=interval, seed=seed, keep=min(n_keep, steps))
+    sampler, steps, w, ramp = pipe.settings(sampler, steps, w, ramp).values()
+    x, snaps = sample(pipe, cond, sampler, steps, w, interval=interval, ramp=ramp, seed=seed, keep=min(n_keep, steps))
     return show_denoising(x, snaps, [', '.join(labels) or 'unconditional'])
 
 def sampling_demo(pipe):
-    "ipywidgets app: label checkboxes (colour x shape), sampler, steps, w, the guidance interval and seed; shows the sample and its denoising."
+    "ipywidgets app: label checkboxes (colour x shape), sampler, steps, w, its ramp, the guidance interval and seed; shows the sample and its denoising."
     import ipywidgets as W
     boxes = {(c, s): W.Checkbox(value=False, indent=False, layout=W.Layout(width='28px')) for c in COLORS for s in SHAPES}
     cell = lambda text: W.HTML(f'<b>{text}</b>', layout=W.Layout(width='70px'))
@@ -269,6 +273,7 @@ def sampling_demo(pipe):
     sampler = W.Dropdown(options=SAMPLERS, value=pipe.sampling['sampler'], description='sampler')
     steps = W.IntSlider(value=min(pipe.sampling['steps'], pipe.schedule.T), min=1, max=pipe.schedule.T, description='steps')
     w = W.FloatSlider(value=pipe.sampling['w'], min=0., max=8., step=0.25, description='guidance w')
+    ramp = W.Checkbox(value=pipe.sampling['ramp'], description='ramp: 2 w t')
     span = W.FloatRangeSlider(value=FULL, min=0., max=1., step=0.05, description='guided t')
     seed = W.IntText(value=0, description='seed')
     button, out = W.Button(description='Sample', button_style='primary'), W.Output()
@@ -276,7 +281,7 @@ def sampling_demo(pipe):
         labels = [f'{c} {s}' for (c, s), b in boxes.items() if b.value]
         with out:
             out.clear_output(wait=True)
-            fig = demo_figure(pipe, labels, sampler.value, steps.value, w.value, seed.value, interval=span.value)
+            fig = demo_figure(pipe, labels, sampler.value, steps.value, w.value, seed.value, interval=span.value, ramp=ramp.value)
             plt.show(fig)
     button.on_click(run)
-    return W.VBox([W.HBox([grid, W.VBox([sampler, steps, w, span, seed, button])]), out])
+    return W.VBox([W.HBox([grid, W.VBox([sampler, steps, w, ramp, span, seed, button])]), out])

@@ -87,6 +87,15 @@ def test_python_api_and_command_line_share_the_sampling_defaults():
     head = json.loads((DATA_DIR.parent / 'results' / 'headline.json').read_text()) if (DATA_DIR.parent / 'results').is_dir() else None
     if head: assert {k: head[k] for k in SAMPLING_DEFAULTS} == shipped
 
+def test_guidance_ramp_from_the_command_line(cli, tmp_path):
+    "--ramp reaches the sampler with the checkpoint's w (its own file tag, recorded in the .pt); a w given alone is a constant weight."
+    ckpt = DATA_DIR / 'weights' / 'cpu.pt'
+    for flags, tag, ramp in ((['--ramp'], 'w3ramp', True), (['--w', '2'], 'w2', False), (['--w', '2', '--ramp'], 'w2ramp', True)):
+        r = cli('sample', '--ckpt', ckpt, '--labels', DATA_DIR / 'test.json', '--out', tmp_path, '--steps', '4', '--sampler', 'ddim', *flags)
+        assert r.returncode == 0, r.stderr[-2000:]
+        saved = torch.load(tmp_path / f'test_ddim4_{tag}_seed0.pt', weights_only=True)
+        assert saved['ramp'] is ramp and saved['w'] == float(tag[1]), flags
+
 def test_guidance_interval_from_the_command_line(cli, tmp_path):
     "--interval LO HI reaches the sampler (its own file tag) and a reversed or out-of-range interval is a one-line error."
     ckpt = DATA_DIR / 'weights' / 'cpu.pt'

@@ -59,3 +59,16 @@ def test_the_guidance_interval_tables_are_the_ones_the_bench_wrote():
         for f, v in r['files'].items():
             assert (f"{span(r)} {f} | {v['evaluator']:.3f} ± {v['evaluator_std']:.3f} | {v['judge2']:.3f} ± {v['judge2_std']:.3f} "
                     f"| {v['grain']:.2f} | {v['floor_colour']:.2f} |") in lines, (span(r), f)
+
+
+def test_the_clean_guidance_tables_are_the_ones_the_bench_wrote():
+    "Every row of results/clean_guidance.json (bench/clean_guidance.py, screen and confirm) is in docs/results.md, and the screen's first row is the library's default rule."
+    res = json.loads((ROOT / 'results' / 'clean_guidance.json').read_text())
+    lines = (ROOT / 'docs' / 'results.md').read_text().splitlines()
+    assert res['screen'][0]['rule'] == 'cfg w3'
+    for r in res['screen']:
+        assert f"| {r['rule']} | {r['grain']:.2f} | {r['floor']:.2f} | {r['evaluator']:.3f} | {r['judge2']:.3f} |" in lines, r['rule']
+    assert all(len(r['seeds']) >= 5 for r in res['confirm'])
+    for r in res['confirm']:
+        assert (f"| {r['rule']} | {r['file']} | {r['evaluator']:.3f} ± {r['evaluator_std']:.3f} | {r['judge2']:.3f} ± {r['judge2_std']:.3f} "
+                f"| {r['grain']:.2f} | {r['floor']:.2f} |") in lines, (r['rule'], r['file'])

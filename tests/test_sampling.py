@@ -140,3 +140,33 @@ def test_guidance_interval_skips_the_null_pass_outside():
 def test_guidance_interval_out_of_range(interval):
     with pytest.raises(ValueError, match=r'guidance interval must be two times \(lo, hi\) with 0 <= lo <= hi <= 1'):
         run(interval=interval)
+
+
+class HandRamp(torch.nn.Module):
+    "Guidance with weight 2 w t written out by hand around a model: what ramp=True must compute."
+    def __init__(self, model, w): super().__init__(); self.model, self.w = model, w
+    def forward(self, x, t, c):
+        out_c, out_u = self.model(x, t, c), self.model(x, t, torch.zeros_like(c))
+        return out_c + 2 * self.w * t.view(-1, 1, 1, 1) * (out_c - out_u)
+
+
+def test_ramp_guides_with_two_w_t():
+    "ramp=True samples exactly what a network guided by hand with weight 2 w t samples unguided, and differs from a constant w."
+    kw = dict(cond=INTERVAL_COND, sampler='ddpm', steps=10, seed=1, clip=False)
+    ramped = run(model=Linear(), w=4., ramp=True, **kw)
+    assert torch.allclose(ramped, run(model=HandRamp(Linear(), 4.), w=0., **kw), atol=1e-5)
+    assert (ramped - run(model=Linear(), w=4., ramp=False, **kw)).abs().max() > 1e-2
+
+
+def test_a_given_w_is_constant_unless_a_ramp_is_asked_for():
+    "A pipeline recommending a ramp: sample() without w uses it, a w of one's own is the classic constant weight (the course's --w 0.5 means what its formula says)."
+    pipe = Pipeline(Linear(), SCH, 'eps', size=8, sampling=dict(sampler='ddpm', steps=10, w=4., ramp=True))
+    kw = dict(cond=INTERVAL_COND, seed=1, clip=False)
+    assert torch.equal(sample(pipe, **kw), run(model=Linear(), sampler='ddpm', steps=10, w=4., ramp=True, **kw))
+    assert torch.equal(sample(pipe, w=4., **kw), run(model=Linear(), sampler='ddpm', steps=10, w=4., ramp=False, **kw))
+
+
+@pytest.mark.parametrize('ramp', ['yes', 1, 0.5])
+def test_ramp_must_be_a_bool(ramp):
+    with pytest.raises(ValueError, match=r'ramp must be True \(weight 2 w t\) or False'):
+        run(ramp=ramp)
