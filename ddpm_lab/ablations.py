@@ -232,7 +232,7 @@ def _evaluate_once(ckpt, evaluator, ev_id, sampling, seed, run, device='auto'):
         except ValueError: res = None
         if not isinstance(res, dict): warnings.warn(f'{saved} is not a valid saved evaluation (truncated by an interrupted write?): evaluating again to replace it'); res = {}
         if [res.get(k) for k in ('ckpt_md5', 'evaluator', 'sampler', 'steps', 'w', 'seed')] == [md5, ev_id, s, n, w, seed]: return res
-    res = evaluate(as_generator(ckpt, device), evaluator, None, sampler=s, steps=n, w=w, ramp=False, seed=seed, out=out, device=device)   # the reports' constant w | dict(ckpt_md5=md5, evaluator=ev_id)
+    res = evaluate(as_generator(ckpt, device), evaluator, None, sampler=s, steps=n, w=w, ramp=False, seed=seed, out=out, device=device) | dict(ckpt_md5=md5, evaluator=ev_id)   # ramp=False: the reports' constant w
     _write_json(saved, res)
     return res
 
