@@ -25,6 +25,8 @@ RECIPES = [   # name, what it changes against the cpu preset (the uniform-step r
            'shift1', f'{XEON_1}, beside sampling jobs', threads=1),
     scored('cpu, training seed 1', 'the cpu preset with seed=1: its second training seed',
            'shift1_s1', f'{XEON_1}, beside sampling jobs', threads=1),
+    scored('cpu, t_logit [-1.5, 1.5]', 'a still stronger shift, t_logit=[-1.5, 1.5]: 61% of the training steps in the nearly clean quarter (t/T < 0.25) against 47%',
+           'shift15', f'{XEON_1}, beside another training run and two CI runs', threads=1),
     scored('cpu, t_logit [-0.5, 1.5]', 'a milder shift, t_logit=[-0.5, 1.5]: the preset shipped in f1eb09c (git history)',
            'cpu6000', f'{XEON}, alone'),
     scored('cpu, t_logit [-0.5, 1.5], training seed 1', 'the same with seed=1: its second training seed',
