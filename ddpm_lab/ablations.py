@@ -45,6 +45,7 @@ TABLES = {
               _row('w=0.5', sample=dict(w=0.5), report='0.85 / 0.83', source='A'),
               _row('w=1', sample=dict(w=1.0)),
               _row('w=2', sample=dict(w=2.0), report='0.82 / 0.81', source='A'),
+              _row('w=3', sample=dict(w=3.0)),
               _row('w=4', sample=dict(w=4.0))]),
     'embedding': dict(
         title='Embedding MLP activation', base=dict(arch='contextunet'),
@@ -155,10 +156,10 @@ def _append(path, record):
     with FileLock(f'{path}.lock'):   # read-modify-write: without the lock two writers could each drop the other's record
         _write_json(path, read_results(path) + [record])
 
-def _sampling(row, cfg, sampler, steps):
+def _sampling(row, cfg, sampler, steps, w):
     "(sampler, steps, w) of a row: the table's defaults overridden by the row; steps='T' means all T steps."
     if row['gan']: return 'gan', None, None
-    s = dict(sampler=sampler, steps=steps, w=0.5) | row['sample']
+    s = dict(sampler=sampler, steps=steps, w=w) | row['sample']
     if s['steps'] == 'T': s['steps'] = cfg['T']
     return s['sampler'], min(s['steps'], cfg['T']), s['w']
 
@@ -241,7 +242,7 @@ def ablate(table,              # a name in TABLES
            seeds=3,            # seed indices 0..seeds-1 (training seed = preset seed + index; sampling seed = index)
            results='results',  # folder of the results files <table>_<preset>.json
            runs='runs/ablate', # folder of the training runs <preset>/<run key>/s<seed>
-           sampler='ddim', steps=50,  # sampling for rows that do not set their own
+           sampler='ddim', steps=50, w=0.5,  # sampling for rows that do not set their own (report A's DDIM 50 at w = 0.5)
            evaluator=None,     # evaluator weight file (None: the shipped one)
            data=None,          # training images folder (None: synthetic i-CLEVR)
            minutes=None,       # stop training after this many minutes in this call (resumable)
@@ -257,7 +258,7 @@ def ablate(table,              # a name in TABLES
         for row in todo:
             cfg, key = row_config(table, row, preset, seed, budget)
             if row['gan'] and evaluator is not None: cfg['evaluator'] = str(evaluator)   # the GAN learns from the classifier that scores it
-            sampling = _sampling(row, cfg, sampler, steps)
+            sampling = _sampling(row, cfg, sampler, steps, w)
             if any(_same(r, row, seed, key, sampling, ev_id) for r in read_results(path)): continue
             left = None if end is None else max(0.0, (end - time.time()) / 60)
             run = Path(runs)/preset/key/f's{seed}'

@@ -70,7 +70,7 @@ def _ablate(a):
     "Run (or resume) an ablation table, then print it as markdown."
     from ddpm_lab.ablations import ablate, table_markdown
     if not a.show:
-        ablate(a.table, preset=a.preset, seeds=a.seeds, results=a.results, runs=a.runs, sampler=a.sampler, steps=a.steps, device=a.device,
+        ablate(a.table, preset=a.preset, seeds=a.seeds, results=a.results, runs=a.runs, sampler=a.sampler, steps=a.steps, w=a.w, device=a.device,
                evaluator=a.evaluator, data=a.data, minutes=a.minutes, rows=a.rows, budget=_parse_overrides(a.set))
     print(table_markdown(a.table, a.preset, a.results))
 
@@ -205,6 +205,7 @@ def build_parser():
     p.add_argument('--runs', default='runs/ablate', help='folder of the training runs')
     p.add_argument('--sampler', default='ddim', help="sampler used to evaluate every row: 'ddpm', 'ddim' or 'dpm++'")
     p.add_argument('--steps', type=positive, default=50, help='sampling steps used to evaluate every row')
+    p.add_argument('--w', type=float, default=0.5, help='guidance weight for rows that do not set their own (the guidance table sets its own)')
     p.add_argument('--evaluator', default=None, help='evaluator weights (default: shipped)')
     p.add_argument('--data', default=None, help='training images (default: synthetic i-CLEVR)')
     p.add_argument('--minutes', type=minutes, default=None, help='stop training after this many minutes in this call; call again to resume')

@@ -16,8 +16,8 @@ def test_guidance_sweep_end_to_end_and_resume(tmp_path, monkeypatch):
     part = train(cfg, out=runs / 'tiny' / key / 's0', until=100)      # an interrupted earlier sweep
     assert part['step'] == 100 and not part['finished']
     recs = ablate('guidance', preset='tiny', seeds=1, results=results, runs=runs, steps=10)
-    assert [r['row'] for r in recs] == ['w=0', 'w=0.5', 'w=1', 'w=2', 'w=4']
-    assert [r['w'] for r in recs] == [0.0, 0.5, 1.0, 2.0, 4.0]
+    assert [r['row'] for r in recs] == ['w=0', 'w=0.5', 'w=1', 'w=2', 'w=3', 'w=4']
+    assert [r['w'] for r in recs] == [0.0, 0.5, 1.0, 2.0, 3.0, 4.0]
     ck = load_checkpoint(runs / 'tiny' / key / 's0' / 'ckpt.pt')
     assert ck['step'] == cfg['steps'] and ck['losses'][:100] == part['losses']   # resumed, not restarted
     on_disk = json.loads(results_path('guidance', 'tiny', results).read_text())
@@ -31,9 +31,9 @@ def test_guidance_sweep_end_to_end_and_resume(tmp_path, monkeypatch):
     def refuse(*a, **k): raise AssertionError('finished rows must not run again')
     monkeypatch.setattr(A, 'train', refuse); monkeypatch.setattr(A, 'evaluate', refuse)
     assert ablate('guidance', preset='tiny', seeds=1, results=results, runs=runs, steps=10) == recs
-    # a row of another table with the same run and sampling reuses the saved evaluation
-    same = ablate('schedule', preset='tiny', seeds=1, results=results, runs=runs, steps=10, rows=['cosine'])
-    assert [(r['run'], r['test'], r['new_test']) for r in same] == [('base', recs[1]['test'], recs[1]['new_test'])]
+    # a row of another table with the same run and sampling (the sweep's w = 2) reuses the saved evaluation
+    same = ablate('schedule', preset='tiny', seeds=1, results=results, runs=runs, steps=10, w=2., rows=['cosine'])
+    assert [(r['run'], r['w'], r['test'], r['new_test']) for r in same] == [('base', 2., recs[3]['test'], recs[3]['new_test'])]
     md = table_markdown('guidance', 'tiny', results=results)
     assert '| w=0.5 | 1 | ' in md and '0.85 / 0.83 (A)' in md and '0.82 / 0.81 (A)' in md and 'not run' not in md
 
@@ -54,7 +54,7 @@ def test_unknown_table_lists_the_valid_ones(tmp_path):
         with pytest.raises(ValueError, match='valid tables: guidance, embedding, conditioning, timesteps, schedule, architecture, ddpm_vs_gan'):
             call()
     with pytest.raises(ValueError, match="valid rows: w=0, w=0.5"):
-        ablate('guidance', preset='tiny', results=tmp_path, runs=tmp_path, rows=['w=3'])
+        ablate('guidance', preset='tiny', results=tmp_path, runs=tmp_path, rows=['w=5'])
     assert not any(tmp_path.iterdir())   # nothing written
 
 
