@@ -14,7 +14,8 @@ from ddpm_lab.evaluation import evaluate_seeds
 from ddpm_lab.sampling import sampling_tag
 
 SETTINGS = [('ddpm', 50, 3., False), ('ddim', 50, 3., False), ('dpm++', 20, 3., False), ('ddpm', 50, 4., False),
-            ('ddpm', 50, 3., True), ('ddpm', 50, 4., True), ('ddpm', 50, 5., True)]   # (sampler, steps, w, ramp: weight 2 w t)
+            ('ddpm', 50, 3., True), ('ddpm', 50, 4., True), ('ddpm', 50, 5., True), ('ddpm', 50, 2.5, False),
+            ('ddpm', 100, 3., False)]   # (sampler, steps, w, ramp: weight 2 w t)
 FILES = ('heldout.json', 'novel.json')
 
 

@@ -17,7 +17,7 @@ from .data import DATA_DIR, read_labels, encode, get_device, check_choice, save_
 from .unet import n_params
 from .pipeline import save_checkpoint, load_checkpoint, check_state_dict
 from .train import N_TRAIN, preset_config, training_data, step_seed, restore, plot_losses, ema_update
-from .evaluation import EVALUATOR_PATH, load_evaluator, eval_input
+from .evaluation import EVALUATOR_PATH, JUDGE2_PATH, load_evaluator, eval_input
 
 # %% ../nbs/06_gan.ipynb 6
 GAN_BASE = dict(
@@ -30,7 +30,7 @@ GAN_BASE = dict(
     g_cond='input',                          # how G reads the label: 'input' (embedded, beside the noise) or 'cbn' (also a label-made scale and shift after each BatchNorm)
     g_ema=0.,                                # decay of an EMA copy of G that generates (0 = generate with G itself)
     adv_weight=0.8, cls_weight=0.2, cls_weight_end=None,  # G loss = adv_weight*adversarial + lambda*classifier; lambda rises linearly to cls_weight_end when set
-    evaluator=None,                          # frozen classifier for the G loss (course format); None = the shipped one
+    evaluator=None,                          # frozen classifier for the G loss (course format): None = the shipped evaluator, 'judge2' = the second judge, or a path
     batch_size=64, steps=3000, lr=2e-4, adam_betas=[0.5, 0.999],
     seed=42, n_train=None,                   # n_train: train on the first n train.json files only
     log_every=50, ckpt_every=500, sample_every=1000)
@@ -147,8 +147,8 @@ def make_discriminator(cfg):
 
 # %% ../nbs/06_gan.ipynb 26
 def frozen_classifier(path=None, device='auto'):
-    "The course-format evaluator as a frozen module returning logits (its final Sigmoid removed)."
-    ev = load_evaluator(path or EVALUATOR_PATH, device)
+    "A course-format classifier (None: the shipped evaluator, 'judge2': the second judge, or a path) as a frozen module returning logits (its final Sigmoid removed)."
+    ev = load_evaluator(JUDGE2_PATH if path == 'judge2' else path or EVALUATOR_PATH, device)
     ev.fc = ev.fc[0]  # Sequential(Linear, Sigmoid) -> Linear
     return ev.eval().requires_grad_(False)
 

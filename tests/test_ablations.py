@@ -86,6 +86,18 @@ def test_gan_row_of_ddpm_vs_gan(tmp_path):
     assert '| conditional GAN | 1 |' in md and 'one G pass' in md and '| DDPM | 0 | not run |' in md
 
 
+def test_gan_rows_keep_their_own_classifier(tmp_path):
+    "With --evaluator given, report D's GAN learns from that evaluator, and the row with the second judge in its loss keeps the second judge."
+    from ddpm_lab.evaluation import EVALUATOR_PATH
+    rows = ['conditional GAN', 'conditional GAN, second judge in its loss']
+    recs = ablate('ddpm_vs_gan', preset='tiny', seeds=1, results=tmp_path / 'results', runs=tmp_path / 'runs', rows=rows,
+                  evaluator=EVALUATOR_PATH)
+    assert [r['row'] for r in recs] == rows and [r['run'] for r in recs] == ['gan-tiny', 'gan-tiny_evaluator=judge2']
+    used = [load_checkpoint(tmp_path / 'runs' / 'tiny' / r['run'] / 's0' / 'ckpt.pt')['config']['evaluator'] for r in recs]
+    assert used == [str(EVALUATOR_PATH), 'judge2']
+    assert all(0 <= r['test_judge2'] <= 1 for r in recs)   # scored by both judges
+
+
 def _append_many(path, who, n):
     for i in range(n): A._append(path, dict(who=who, i=i))
 
