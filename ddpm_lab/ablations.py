@@ -337,7 +337,7 @@ def _direction_lines(table, recs):
     for budget in _budgets(recs):
         for judge in JUDGES:
             a, b, diff, z, verdict = direction(table, recs, budget, judge)
-            if diff is None and judge == 'judge2': continue   # records scored before the second judge
+            if judge == 'judge2' and all(r.get('test_judge2') is None for r in recs if r['budget'] == budget): continue   # scored before the second judge
             shown = '' if diff is None else f': {diff:+.3f}, difference / standard error {z:+.1f}'
             lines.append(f'- {budget} budget, {judge}: {a} minus {b} (mean of test and new_test){shown}: **{verdict}**.')
     return lines
