@@ -57,7 +57,7 @@ PRESETS = dict(
                size=64, lr=2e-3, steps=4000,   # the course's size natively: 4x4 patches give the network the same 16x16 grid as cpu's
                _about='the cpu network at 64x64: 4x4 patches, the same cost per step as cpu (uniform training steps, as measured)'),
     cpu_v1=dict(_CPU_RECIPE, model=dict(channels=[32, 64, 128], layers=2, attn=[False, False, True]), steps=3200, lr=1e-3,
-                _about='the first cpu recipe (full-resolution UNet, 2 blocks, attention at 8x8): the ablation tables ran at it'),
+                _about='the first cpu recipe (full-resolution UNet, 2 blocks, attention at 8x8): the first ablation blocks ran at it'),
     contextunet=dict(arch='contextunet', model=dict(n_feat=128), size=64, schedule='linear', T=400,
                      batch_size=128, steps=_epochs(300, 128), lr=1e-4, lr_min=1.0, warmup=0, grad_clip=None,
                      ema=0, seed=42, _about="report A (Lab7): ContextUnet n_feat 128, linear T=400, Adam 1e-4, 300 epochs"),
