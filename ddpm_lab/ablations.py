@@ -275,13 +275,17 @@ def ablate(table,              # a name in TABLES
     return read_results(path)
 
 # %% ../nbs/07_ablations.ipynb 19
+def _mean_std(v):
+    "Mean and sample standard deviation (n - 1) of a non-empty list (std None for one value)."
+    m = sum(v) / len(v)
+    return m, math.sqrt(sum((x - m) ** 2 for x in v) / (len(v) - 1)) if len(v) > 1 else None
+
 def _stat(values, digits=3):
     "'mean ± std' of a list (just the mean for one value, '—' for none)."
     v = [x for x in values if x is not None]
     if not v: return '—'
-    m = sum(v) / len(v)
-    if len(v) == 1: return f'{m:.{digits}f}'
-    return f'{m:.{digits}f} ± {math.sqrt(sum((x - m) ** 2 for x in v) / (len(v) - 1)):.{digits}f}'
+    m, s = _mean_std(v)
+    return f'{m:.{digits}f}' if s is None else f'{m:.{digits}f} ± {s:.{digits}f}'
 
 def _budget(g):
     "Training budget of a line's records: steps, images seen, minutes (the mean over its seeds)."
@@ -323,9 +327,8 @@ def direction(table, recs, budget, judge='evaluator'):
     per_seed = lambda g: [(r[f'test{JUDGES[judge]}'] + r[f'new_test{JUDGES[judge]}']) / 2 for r in g if r.get(f'test{JUDGES[judge]}') is not None]
     va, vb = (per_seed(_line_of(recs, table, n, budget)) for n in (a, b))
     if min(len(va), len(vb)) < 2: return a, b, None, None, 'cannot be told: fewer than two seeds a row'
-    mean = lambda v: sum(v) / len(v)
-    var = lambda v: sum((x - mean(v)) ** 2 for x in v) / (len(v) - 1)
-    diff, se = mean(va) - mean(vb), math.sqrt(var(va) / len(va) + var(vb) / len(vb))
+    (ma, sa), (mb, sb) = _mean_std(va), _mean_std(vb)
+    diff, se = ma - mb, math.sqrt(sa ** 2 / len(va) + sb ** 2 / len(vb))
     z = diff / se if se else math.copysign(math.inf, diff) if diff else 0.
     verdict = (f'matches report {source}' if z >= 2 else f'contradicts report {source}' if z <= -2
                else 'cannot be told at this budget (|difference| < 2 standard errors)')
@@ -336,8 +339,8 @@ def _direction_lines(table, recs):
     lines = []
     for budget in _budgets(recs):
         for judge in JUDGES:
-            a, b, diff, z, verdict = direction(table, recs, budget, judge)
             if judge == 'judge2' and all(r.get('test_judge2') is None for r in recs if r['budget'] == budget): continue   # scored before the second judge
+            a, b, diff, z, verdict = direction(table, recs, budget, judge)
             shown = '' if diff is None else f': {diff:+.3f}, difference / standard error {z:+.1f}'
             lines.append(f'- {budget} budget, {judge}: {a} minus {b} (mean of test and new_test){shown}: **{verdict}**.')
     return lines
