@@ -46,6 +46,14 @@ def test_the_gan_diagnosis_table_is_the_one_the_bench_wrote():
         assert any(l.startswith(f"| {r['run']} |") and l.endswith(row) for l in docs.splitlines()), f"{r['run']}: {row} not in docs/results.md"
 
 
+def test_the_gan_head_probe_table_is_the_one_the_bench_wrote():
+    "Every variant of results/gan_head_probe.json (bench/gan_head_probe.py) is in docs/results.md with its last step's numbers, in the bench's order."
+    probe = json.loads((ROOT / 'results' / 'gan_head_probe.json').read_text())['variants']
+    lines = (ROOT / 'docs' / 'results.md').read_text().splitlines()
+    rows = [f"| {r['loss']:.3f} | {r['test.json']:.3f} | {r['new_test.json']:.3f} | {r['train (256 seen)']:.3f} |" for r in (v[-1] for v in probe.values())]
+    found = [i for row in rows for i, l in enumerate(lines) if l.endswith(row)]
+    assert len(found) == len(rows) == 5 and found == sorted(found), (rows, found)
+
 def test_the_guidance_interval_tables_are_the_ones_the_bench_wrote():
     "Every row of results/cfg_interval.json (bench/cfg_interval.py, screen and confirm) is in docs/results.md, and the screen's first row is the default."
     res = json.loads((ROOT / 'results' / 'cfg_interval.json').read_text())
