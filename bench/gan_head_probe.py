@@ -24,7 +24,7 @@ from ddpm_lab.evaluation import reference, course_accuracy
 
 VARIANTS = {'batch': dict(), 'spectral': dict(d_norm='spectral'), 'batch_pooled': dict(pooled=True),
             'batch_shifted': dict(shift=4), 'batch_wide': dict(d_width=128)}
-FILES = ('test.json', 'new_test.json')
+FILES, TRAIN = ('test.json', 'new_test.json'), 'train (256 seen)'   # the sets the head is scored on
 
 
 class PooledHead(nn.Module):
@@ -50,7 +50,7 @@ def probe(variant, steps, every=500, batch_size=64, seed=0):
     D = make_discriminator(cfg)
     if pooled: D.aux = PooledHead(D.aux.in_channels)
     opt = torch.optim.Adam(D.parameters(), lr=cfg['lr'], betas=tuple(cfg['adam_betas']))
-    sets = {f: reference(DATA_DIR / f, 4, cfg['size']) for f in FILES} | {'train (256 seen)': (imgs[:256], conds[:256])}
+    sets = {f: reference(DATA_DIR / f, 4, cfg['size']) for f in FILES} | {TRAIN: (imgs[:256], conds[:256])}
     head = lambda x, c: D(normalize(x), c)[1]
     rows, t0 = [], time.time()
     for step in range(1, steps + 1):
@@ -75,10 +75,9 @@ def main():
     res = dict(steps=a.steps, batch_size=64, seed=0, cpu=platform.processor() or platform.machine(), threads=torch.get_num_threads(),
                variants={v: probe(v, a.steps) for v in VARIANTS})
     atomic_write(a.out, lambda tmp: tmp.write_text(json.dumps(res, indent=1)))
-    print('| discriminator | ' + ' | '.join(['loss'] + list(res['variants']['batch'][-1])[3:]) + ' |')
+    print('| discriminator | loss | ' + ' | '.join((*FILES, TRAIN)) + ' |')
     for v, rows in res['variants'].items():
-        last = rows[-1]
-        print(f"| {v} | {last['loss']} | " + ' | '.join(f'{last[k]:.3f}' for k in list(last)[3:]) + ' |')
+        print(f"| {v} | {rows[-1]['loss']} | " + ' | '.join(f'{rows[-1][k]:.3f}' for k in (*FILES, TRAIN)) + ' |')
 
 
 if __name__ == '__main__': main()
