@@ -18,6 +18,10 @@ and two recipes whose label signal is learnt from real images during the game, w
                      it, is acgan_spectral's recipe and seed trained again (bit for bit only on the same CPU)
   acgan_cbn_ema      acgan_spectral_ema with the labels entering G through conditional BatchNorm (g_cond='cbn': every
                      BatchNorm's scale and shift linear in the labels) instead of only at its input
+  acgan_resnet_ema   acgan_spectral_ema with a residual discriminator (d_arch='resnet', d_width=32: notebook 06, "A
+                     residual discriminator") instead of the DCGAN one
+  acgan_resnet_batch_ema  acgan_resnet_ema with BatchNorm instead of spectral norm in D (the better classifier of
+                     bench/gan_head_probe.py)
 (Report D's own weight, 0.2, is notebook 07's `cpu` GAN row: 2500 steps, 0.097 / 0.095.)
 Each run lives in RUNS/<name> and resumes where it stopped; its log.jsonl records, every 50 steps, the pull of each
 term (the norm of its weighted gradient at the generated images, gan.term_pulls). A finished run is scored over
@@ -45,7 +49,9 @@ RUNS = {'lambda1': dict(cls_weight=1.0, steps=1000), 'lambda5': dict(cls_weight=
         'acgan_5000': dict(d_head='acgan', aux_weight=10., cls_weight=0., steps=5000, start='acgan'),
         'acgan_spectral_5000': dict(d_head='acgan', aux_weight=10., d_norm='spectral', cls_weight=0., steps=5000, start='acgan_spectral'),
         'acgan_spectral_ema': dict(d_head='acgan', aux_weight=10., d_norm='spectral', cls_weight=0., steps=2500, g_ema=0.999),
-        'acgan_cbn_ema': dict(d_head='acgan', aux_weight=10., d_norm='spectral', cls_weight=0., steps=2500, g_ema=0.999, g_cond='cbn')}
+        'acgan_cbn_ema': dict(d_head='acgan', aux_weight=10., d_norm='spectral', cls_weight=0., steps=2500, g_ema=0.999, g_cond='cbn'),
+        'acgan_resnet_ema': dict(d_head='acgan', aux_weight=10., d_norm='spectral', cls_weight=0., steps=2500, g_ema=0.999, d_arch='resnet', d_width=32),
+        'acgan_resnet_batch_ema': dict(d_head='acgan', aux_weight=10., d_norm='batch', cls_weight=0., steps=2500, g_ema=0.999, d_arch='resnet', d_width=32)}
 SEEDS = [0, 1, 2, 3, 4]
 
 

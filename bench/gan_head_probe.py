@@ -12,10 +12,15 @@ test.json and new_test.json and on 256 of its own training images. Variants:
                  4x4 convolution that weighs each position on its own
   batch_shifted  batch, each training image moved by up to 4 pixels each way (replicate padding) before D reads it
   batch_wide     batch at twice the width (d_width 128: 4x the convolution work)
-One training seed (0); run alone each takes about 5 minutes on one thread of the 2-core EPYC.
-Usage: PYTHONPATH=. OMP_NUM_THREADS=1 python bench/gan_head_probe.py [--steps 2500] [--out results/gan_head_probe.json]
+  resnet_spectral  the residual discriminator of notebook 06 (d_arch='resnet', d_width 32, spectral norm), as in the
+                 acgan_resnet_ema run of bench/gan_diagnosis.py
+  resnet_batch   the same with BatchNorm instead of spectral norm
+One training seed (0); run alone each takes about 5 minutes on one thread of the 2-core EPYC. `--variants` runs only
+those named and keeps the other variants' records of the output file.
+Usage: PYTHONPATH=. OMP_NUM_THREADS=1 python bench/gan_head_probe.py [--steps 2500] [--variants NAME ...] [--out results/gan_head_probe.json]
 """
 import argparse, json, platform, time
+from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 from ddpm_lab.data import DATA_DIR, RESULTS_DIR, atomic_write, normalize
 from ddpm_lab.gan import get_gan_config, make_discriminator
@@ -23,7 +28,8 @@ from ddpm_lab.train import training_data
 from ddpm_lab.evaluation import reference, course_accuracy
 
 VARIANTS = {'batch': dict(), 'spectral': dict(d_norm='spectral'), 'batch_pooled': dict(pooled=True),
-            'batch_shifted': dict(shift=4), 'batch_wide': dict(d_width=128)}
+            'batch_shifted': dict(shift=4), 'batch_wide': dict(d_width=128),
+            'resnet_spectral': dict(d_arch='resnet', d_width=32, d_norm='spectral'), 'resnet_batch': dict(d_arch='resnet', d_width=32)}
 FILES, TRAIN = ('test.json', 'new_test.json'), 'train (256 seen)'   # the sets the head is scored on
 
 
@@ -70,10 +76,13 @@ def probe(variant, steps, every=500, batch_size=64, seed=0):
 def main():
     P = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     P.add_argument('--steps', type=int, default=2500)
+    P.add_argument('--variants', nargs='+', choices=list(VARIANTS), default=list(VARIANTS))
     P.add_argument('--out', default=str(RESULTS_DIR / 'gan_head_probe.json'))
     a = P.parse_args()
+    old = json.loads(Path(a.out).read_text())['variants'] if Path(a.out).is_file() else {}
+    new = {v: probe(v, a.steps) for v in a.variants}
     res = dict(steps=a.steps, batch_size=64, seed=0, cpu=platform.processor() or platform.machine(), threads=torch.get_num_threads(),
-               variants={v: probe(v, a.steps) for v in VARIANTS})
+               variants={v: new[v] if v in new else old[v] for v in VARIANTS if v in new or v in old})
     atomic_write(a.out, lambda tmp: tmp.write_text(json.dumps(res, indent=1)))
     print('| discriminator | loss | ' + ' | '.join((*FILES, TRAIN)) + ' |')
     for v, rows in res['variants'].items():

@@ -102,3 +102,22 @@ def test_a_checkpoint_written_before_the_new_keys_resumes_and_loads(tmp_path):
     torch.save(ck, tmp_path / 'ckpt.pt')
     assert train_gan(get_gan_config('tiny', steps=20), out=tmp_path, resume=True)['step'] == 20
     assert load_generator(tmp_path / 'ckpt.pt', device='cpu')[1]['g_cond'] == 'input'
+
+
+def test_a_residual_discriminator_reads_labels_as_the_dcgan_one_does():
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    for head in ('concat', 'projection', 'acgan'):
+        D = make_discriminator(get_gan_config('tiny', d_arch='resnet', d_head=head, d_norm='spectral')).eval()
+        with torch.no_grad(): a, b = D(x, TEST[:2]), D(x, TEST[2:4])
+        if head == 'acgan': assert a[1].shape == (2, 24) and torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])   # both heads read the image alone
+        else: assert a.shape == (2,) and not torch.allclose(a, b)
+    with pytest.raises(ValueError, match="unknown d_arch 'resnt' \\(did you mean 'resnet'\\?\\)"): make_discriminator(get_gan_config('tiny', d_arch='resnt'))
+
+
+def test_a_residual_discriminator_run_resumes_exactly(tmp_path):
+    cfg = get_gan_config('tiny', steps=8, d_arch='resnet', d_head='acgan', d_norm='spectral', cls_weight=0.)
+    full = train_gan(cfg, out=tmp_path / 'full')['losses']
+    train_gan(cfg, out=tmp_path / 'half', until=4)
+    half = train_gan(cfg, out=tmp_path / 'half', resume=True)['losses']
+    assert half == full and len(full['aux']) == 8
