@@ -15,7 +15,8 @@ test.json and new_test.json and on 256 of its own training images. Variants:
   resnet_spectral  the residual discriminator of notebook 06 (d_arch='resnet', d_width 32, spectral norm), as in the
                  acgan_resnet_ema run of bench/gan_diagnosis.py
   resnet_batch   the same with BatchNorm instead of spectral norm
-One training seed (0); run alone each takes about 5 minutes on one thread of the 2-core EPYC. `--variants` runs only
+One training seed (0); run alone each takes about 5 minutes on one thread of the 2-core EPYC (the residual ones about 9
+on the 2-core Xeon beside another job). `--variants` runs only
 those named and keeps the other variants' records of the output file.
 Usage: PYTHONPATH=. OMP_NUM_THREADS=1 python bench/gan_head_probe.py [--steps 2500] [--variants NAME ...] [--out results/gan_head_probe.json]
 """
