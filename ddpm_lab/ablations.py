@@ -14,7 +14,7 @@ from filelock import FileLock
 from .data import file_md5, atomic_write, check_choice
 from .unet import n_params
 from .pipeline import make_model, load_checkpoint
-from .train import PRESETS, get_config, train
+from .train import PRESETS, TrainingDiverged, get_config, train
 from .evaluation import evaluate, evaluator_id
 from .gan import get_gan_config, train_gan, make_generator, as_generator
 
@@ -220,6 +220,12 @@ def _record(table, preset, row, seed, key, cfg, spent, res, ev_id, budget):
         if 'judge2' in r: rec |= {f'{f}_judge2': r['judge2']['accuracy'], f'{f}_grain': r['grain'], f'{f}_saturation': r['saturation']}   # records since the second judge
     return rec | dict(machine=machine(), date=datetime.datetime.now().isoformat(timespec='seconds'))
 
+def _diverged(table, preset, row, seed, key, cfg, sampling, ev_id, budget, err, spent):
+    "The record of a run whose training diverged: where, and the guard's message, in place of scores (never scored, never retried)."
+    return dict(table=table, preset=preset, row=row['name'], seed=seed, run=key, budget=budget, evaluator=ev_id, arch=cfg['arch'],
+                sampler=sampling[0], steps=sampling[1], w=sampling[2], train_steps=cfg['steps'], train_minutes=round(spent, 2),
+                diverged=err.step, error=str(err), machine=machine(), date=datetime.datetime.now().isoformat(timespec='seconds'))
+
 def results_path(table, preset, results='results'): return Path(results)/f'{table}_{preset}.json'
 
 def _same(rec, row, seed, key, sampling, ev_id):
@@ -257,7 +263,7 @@ def ablate(table,              # a name in TABLES
     t = check_table(table)
     path, end = results_path(table, preset, results), None if minutes is None else time.time() + 60 * minutes
     todo = [_find_row(t, r) for r in rows] if rows else t['rows']
-    ev_id = evaluator_id(evaluator)
+    ev_id, budget_name = evaluator_id(evaluator), _key(budget) if budget else 'preset'
     for seed in range(seeds):
         for row in todo:
             cfg, key = row_config(table, row, preset, seed, budget)
@@ -267,11 +273,13 @@ def ablate(table,              # a name in TABLES
             left = None if end is None else max(0.0, (end - time.time()) / 60)
             run = Path(runs)/preset/key/f's{seed}'
             print(f"--- {table}/{preset}: {row['name']!r} seed {seed} (run {run.relative_to(Path(runs))})")
-            ckpt, finished, spent = _train_run(cfg, run, data, left, device)
+            try: ckpt, finished, spent = _train_run(cfg, run, data, left, device)
+            except TrainingDiverged as e:   # a dead network is not a result: record where it died, go on with the next run
+                print(f'diverged: {e}'); _append(path, _diverged(table, preset, row, seed, key, cfg, sampling, ev_id, budget_name, e, _run_state(run)['minutes'])); continue
             if not finished:
                 print(f'stopped after {minutes} minutes in {run}: call ablate again to resume'); return read_results(path)
             res = _evaluate_once(ckpt, evaluator, ev_id, sampling, seed, run, device)
-            _append(path, _record(table, preset, row, seed, key, cfg, spent, res, ev_id, _key(budget) if budget else 'preset'))
+            _append(path, _record(table, preset, row, seed, key, cfg, spent, res, ev_id, budget_name))
     return read_results(path)
 
 # %% ../nbs/07_ablations.ipynb 19
@@ -304,10 +312,10 @@ def _budgets(recs):
     return sorted(steps, key=lambda b: (b != 'preset', -steps[b]))
 
 def _groups(recs, row):
-    "The records of a row grouped by run and sampling (one line each), in first-seen order."
+    "The scored records of a row grouped by run and sampling (one line each), in first-seen order."
     groups = {}
     for r in recs:
-        if r['row'] == row['name']: groups.setdefault((r['run'], r['sampler'], r['steps'], r['w'], r['evaluator']), []).append(r)
+        if r['row'] == row['name'] and 'diverged' not in r: groups.setdefault((r['run'], r['sampler'], r['steps'], r['w'], r['evaluator']), []).append(r)
     return list(groups.values())
 
 JUDGES = {'evaluator': '', 'judge2': '_judge2'}   # record key suffix of each judge's accuracy
@@ -345,6 +353,11 @@ def _direction_lines(table, recs):
             lines.append(f'- {budget} budget, {judge}: {a} minus {b} (mean of test and new_test){shown}: **{verdict}**.')
     return lines
 
+def _seeds_cell(recs, row, budget, g):
+    "How many seeds a line scored, and which of the row's runs at this budget diverged (and at which step)."
+    died = [f"seed {r['seed']} at step {r['diverged']}" for r in recs if 'diverged' in r and r['row'] == row['name'] and r['budget'] == budget]
+    return str(len(g)) + (f" (+{len(died)} diverged: {', '.join(died)})" if died else '')
+
 def table_markdown(table,              # a name in TABLES
                    preset='cpu',       # the preset it ran at
                    results='results'): # folder of the results files
@@ -370,10 +383,10 @@ def table_markdown(table,              # a name in TABLES
         for g in [g for g in _groups(recs, row) if g[0]['budget'] == budget] or [[]]:
             if not g:
                 params = f'{_n_params(row_config(table, row, preset)[0]) / 1e6:.2f}M'
-                cells = [row['name'], '0', 'not run'] + [''] * 5 + [params, '', '', report]
+                cells = [row['name'], _seeds_cell(recs, row, budget, g), 'not run'] + [''] * 5 + [params, '', '', report]
             else:
                 col = lambda k: _stat([r.get(k) for r in g])
-                cells = [row['name'], str(len(g)), _judged(g, 'test'), _judged(g, 'new_test'), _judged(g, 'novel'),
+                cells = [row['name'], _seeds_cell(recs, row, budget, g), _judged(g, 'test'), _judged(g, 'new_test'), _judged(g, 'novel'),
                          col('test_rel'), col('new_test_rel'), _stat([r.get('test_fd') for r in g], 1),
                          f"{g[0]['params'] / 1e6:.2f}M", _budget(g), _sample_desc(g[0]), report]
             lines.append('| ' + ' | '.join(cells) + ' |')
@@ -391,7 +404,7 @@ def plot_table(table, preset='cpu', results='results'):
     "Accuracy (test, new_test) and Frechet distance against the table's x (w or T), one curve per training budget; None without a plot or results."
     import matplotlib.pyplot as plt
     t = check_table(table)
-    recs = read_results(results_path(table, preset, results))
+    recs = [r for r in read_results(results_path(table, preset, results)) if 'diverged' not in r]
     if 'plot' not in t or not recs: return None
     x = t['plot']['x']
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(9, 3.2))

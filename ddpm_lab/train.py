@@ -6,7 +6,8 @@
 __all__ = ['N_TRAIN', 'BASE', 'PRESETS', 'CONFIG_RULES', 'preset_config', 'check_config', 'get_config', 'describe_preset',
            'min_snr_weight', 'training_steps', 'diffusion_loss', 'lr_at', 'ema_update', 'training_data', 'step_seed',
            'bf16_speedup', 'check_precision', 'fast_path', 'describe_fast_path', 'restore', 'plot_losses', 'stop_flag',
-           'run_lock', 'fitted_steps', 'Callback', 'Progress', 'save_run', 'Checkpoints', 'FitSteps', 'train']
+           'run_lock', 'fitted_steps', 'TrainingDiverged', 'window_means', 'first_divergence', 'Callback', 'Progress',
+           'save_run', 'Checkpoints', 'FitSteps', 'train']
 
 # %% ../nbs/03_train.ipynb 4
 import copy, json, math, os, signal, threading, time
@@ -38,6 +39,7 @@ BASE = dict(
     p_uncond=0.1,                       # CFG: probability of training on the null label
     batch_size=64, steps=10_000, lr=2e-4, lr_min=0.1, warmup=200,  # lr_min: final lr as a fraction of lr
     weight_decay=0.0, adam_betas=[0.9, 0.999], grad_clip=1.0,
+    diverge=5.0,                        # stop when a log window's mean loss is this many times the lowest so far (None = off)
     ema=0.999,                          # EMA decay (0 = no EMA; sample with the raw weights)
     seed=42, n_train=None,              # n_train: train on the first n train.json files only
     amp='auto', channels_last='auto', compile=False,  # bf16 autocast, channels_last: True/False, or 'auto' (see fast_path); torch.compile
@@ -92,7 +94,8 @@ CONFIG_RULES = dict(   # key: (test, what a valid value is); keys a config lacks
     weight_decay=_num(lambda v: v >= 0, 'a finite number >= 0'), p_uncond=_num(lambda v: 0 <= v <= 1, 'a number in [0, 1]'),
     ema=_num(lambda v: 0 <= v < 1, 'a number in [0, 1)'), sample_w=(_finite, 'a finite number'),
     t_logit=(lambda v: v is None or (isinstance(v, list) and len(v) == 2 and all(map(_finite, v)) and v[1] > 0), 'null, or [mean, std] with std > 0'),
-    grad_clip=_opt(_num(lambda v: v > 0, 'a finite number > 0')), min_snr=_opt(_num(lambda v: v > 0, 'a finite number > 0')),
+    grad_clip=_opt(_num(lambda v: v > 0, 'a finite number > 0')), diverge=_opt(_num(lambda v: v > 1, 'a finite number > 1')),
+    min_snr=_opt(_num(lambda v: v > 0, 'a finite number > 0')),
     amp=(lambda v: v in ('auto', 'bf16', 'fp16', 'fp32', True, False), "'auto', 'bf16', 'fp16' or 'fp32'"),
     channels_last=(lambda v: v in ('auto', True, False), "'auto', true or false"))
 
@@ -244,7 +247,7 @@ def _snapshot(r):
     return dict(config=r.cfg, model=r.model.state_dict(), ema=r.ema.state_dict() if r.ema else None, opt=r.opt.state_dict(),
                 scaler=r.scaler.state_dict(), step=r.step, lr=lr_at(r.step, r.cfg), rng=rng, losses=list(r.losses))
 
-_RESUMABLE = {'steps', 'log_every', 'ckpt_every', 'sample_every', 'sample_steps', 'sample_w', 'amp', 'channels_last'}  # amp, channels_last: speed only
+_RESUMABLE = {'steps', 'log_every', 'ckpt_every', 'sample_every', 'sample_steps', 'sample_w', 'amp', 'channels_last', 'diverge'}  # amp, channels_last: speed only; diverge: a guard
 
 def restore(ck, path, cfg, parts, resumable=_RESUMABLE):
     "Load checkpoint `ck` (read from `path`) into `parts` {key: network or optimiser}, skipping keys it holds no state for; its config may differ from cfg only in `resumable` keys."
@@ -338,6 +341,7 @@ def _start(cfg, data, out, resume, fit, probe, rank, world, dev):
         if 'cuda' in ck['rng'] and torch.cuda.is_available(): torch.cuda.set_rng_state_all(ck['rng']['cuda'])
         r.step, r.losses, r.saved_step = ck['step'], ck['losses'], ck['step']
         if fit and r.step >= sum(probe): cfg['steps'] = ck['config']['steps']   # a resumed run keeps the length its first process fitted
+    r.best = min(window_means(r.losses, cfg['log_every']), default=math.inf)   # the lowest log window so far, for the divergence guard
     if r.lead: check_out_dir(out, _checkpoint_bytes(r.model, r.ema))
     r.cfg, r.sched = cfg, Schedule.from_name(cfg['schedule'], cfg['T'], zero_snr=cfg['zero_snr'])
     r.net = DDP(r.model, device_ids=[dev.index] if dev.type == 'cuda' else None) if world > 1 else r.model
@@ -366,6 +370,37 @@ def _check_loss(loss, r):
     if not torch.isfinite(loss):
         raise FloatingPointError(f'loss became {loss.item()} at step {r.step} (lr {lr_at(r.step, r.cfg):.2e}); {_kept(r)}. Lower the lr, or set amp=fp32.')
 
+class TrainingDiverged(FloatingPointError):
+    "The loss rose far above its lowest level: the network has stopped learning (a FloatingPointError, as a NaN loss is). `step`: where the guard saw it."
+    def __init__(self, msg, step): super().__init__(msg); self.step = step
+
+def window_means(losses, k):
+    "The mean loss of each whole window of k steps, as the log reports them."
+    return [sum(losses[i:i + k]) / k for i in range(0, len(losses) - k + 1, k)]
+
+def first_divergence(means, factor):
+    "Index of the first window mean above `factor` times the lowest before it; None when there is none."
+    best = math.inf
+    for i, m in enumerate(means):
+        if m > factor * best: return i
+        best = min(best, m)
+
+def _divergence(r):
+    "Why the run counts as diverged (the last window's mean loss above cfg['diverge'] times the lowest window's), or None."
+    recent, factor = r.losses[-r.cfg['log_every']:], r.cfg['diverge']
+    mean = sum(recent) / max(1, len(recent))
+    if not factor or not recent or mean <= factor * r.best: return None
+    return (f'training diverged by step {r.step}: the mean loss of the last {len(recent)} steps, {mean:.4f}, is {mean / r.best:.0f}x the '
+            f'lowest so far ({r.best:.4f}; diverge={factor:g}); {_kept(r)}. Resuming replays the same batches: train again with a lower lr (now {r.cfg["lr"]:g}) or another seed.')
+
+def _check_divergence(r):
+    "At each log window and checkpoint step, on every process alike: raise TrainingDiverged before anything is written."
+    k = r.cfg['log_every']
+    if r.step % k and r.step % r.cfg['ckpt_every']: return
+    why = _divergence(r)
+    if _any(why, r.world, r.dev): raise TrainingDiverged(why or f'training diverged on another process by step {r.step}; {_kept(r)}', r.step)
+    if r.step % k == 0: r.best = min(r.best, sum(r.losses[-k:]) / k)
+
 def _clip(r):
     "Clip the gradient norm to cfg['grad_clip'] (after unscaling fp16 gradients)."
     if r.cfg['grad_clip']: r.scaler.unscale_(r.opt); torch.nn.utils.clip_grad_norm_(r.model.parameters(), r.cfg['grad_clip'])
@@ -388,7 +423,8 @@ class Progress(Callback):
         with open(r.out/'log.jsonl', 'a') as f: f.write(json.dumps(rec) + '\n')
 
 def save_run(r):
-    "Rank 0: checkpoint the run (refusing non-finite weights, naming the way back) and draw its loss curve."
+    "Rank 0: checkpoint the run (refusing non-finite weights or a diverged run, naming the way back) and draw its loss curve."
+    if why := _divergence(r): raise TrainingDiverged(why, r.step)
     try: save_checkpoint(r.ckpt, _snapshot(r))
     except FloatingPointError as e: raise FloatingPointError(f'{e} at step {r.step}; {_kept(r)}. Lower the lr, or set amp=fp32.') from None
     r.saved_step = r.step; plot_losses({'loss': r.losses}, r.out/'loss.png')
@@ -449,6 +485,7 @@ def train(cfg,            # config: get_config(preset, ...)
                     r.scaler.step(r.opt); r.scaler.update()
                     if r.ema: ema_update(r.ema, r.model, r.cfg['ema'], r.step)
                     r.step += 1; r.losses.append(loss.item())
+                    _check_divergence(r)
                     for cb in cbs: cb.after_step(r)
                 r.finished = r.step >= r.cfg['steps']
             finally:

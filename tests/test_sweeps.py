@@ -134,3 +134,20 @@ def test_a_crash_during_a_write_keeps_the_old_file(tmp_path, monkeypatch):
     assert tmp.parent == path.parent and str(os.getpid()) in tmp.name   # a temp file of this process, beside the file
     assert path.read_text() == before and A.read_results(path) == [dict(row='w=0')]
     assert sorted(p.name for p in tmp_path.iterdir()) == ['guidance_tiny.json', 'guidance_tiny.json.lock']   # temp removed
+
+
+def test_a_diverged_run_is_recorded_not_scored_and_the_sweep_goes_on(tmp_path, fakes, monkeypatch):
+    use, evals = fakes
+    calls = use([(0.0, False)])   # the second run (cosine) trains normally
+    real, died = A.train, []
+    def diverging(cfg, out=None, **kw):   # the first run (linear) dies at step 750, the way the guard reports it
+        if cfg['schedule'] == 'linear': died.append(out); raise A.TrainingDiverged('training diverged by step 750: ...', 750)
+        return real(cfg, out=out, **kw)
+    monkeypatch.setattr(A, 'train', diverging)
+    kw = dict(table='schedule', preset='tiny', seeds=1, steps=10, results=tmp_path/'results', runs=tmp_path/'runs')
+    dead, scored = ablate(**kw)
+    assert dead['row'] == 'linear' and dead['diverged'] == 750 and 'test' not in dead and 'diverged by step 750' in dead['error']
+    assert scored['row'] == 'cosine' and scored['test'] == 0.5 and len(evals) == 1   # only the live run was sampled and scored
+    assert ablate(**kw) == [dead, scored] and (len(died), len(calls)) == (1, 1)   # a second call retrains neither
+    md = table_markdown('schedule', 'tiny', results=tmp_path/'results')
+    assert '| linear | 0 (+1 diverged: seed 0 at step 750) | not run |' in md and '| cosine | 1 |' in md

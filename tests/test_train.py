@@ -110,7 +110,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
         return loss * float('nan') if len(calls) > 25 else loss
     monkeypatch.setattr(T, 'diffusion_loss', flaky)
     with pytest.raises(FloatingPointError, match='at step 25.*last good checkpoint'):
-        train(get_config('tiny', steps=100, ckpt_every=10), out=tmp_path)
+        train(get_config('tiny', steps=100, ckpt_every=10, amp='fp32'), out=tmp_path)   # amp set: no precision probe calls the loss first
     ck = load_checkpoint(tmp_path / 'ckpt.pt')
     assert ck['step'] == 20 and all(torch.isfinite(v).all() for v in ck['model'].values() if v.is_floating_point())
 
@@ -127,3 +127,36 @@ def test_torchrun_two_processes(tmp_path):
     assert '2 process(es)' in r.stdout + r.stderr
     log = [json.loads(l) for l in (tmp_path / 'log.jsonl').read_text().splitlines()]
     assert [l['step'] for l in log] == [5, 10, 15, 20]
+
+
+def _loss_times(factor, after):
+    "diffusion_loss, multiplied by `factor` from call `after` on: a finite loss that jumps, as a diverged run's does."
+    real, calls = T.diffusion_loss, []
+    def jumpy(*a, **k):
+        calls.append(1)
+        return real(*a, **k) * (factor if len(calls) > after else 1.)
+    return jumpy
+
+
+def test_a_diverging_run_stops_before_its_next_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.setattr(T, 'diffusion_loss', _loss_times(50., 25))   # tiny: log_every 10
+    with pytest.raises(T.TrainingDiverged, match=r'by step 30: .* is \d+x the lowest.*last good checkpoint .* \(step 20\) was kept') as e:
+        train(get_config('tiny', steps=100, ckpt_every=10, amp='fp32'), out=tmp_path)   # amp set: no precision probe calls the loss first
+    assert e.value.step == 30 and isinstance(e.value, FloatingPointError)   # the command line reports it in one line, as a NaN
+    assert load_checkpoint(tmp_path / 'ckpt.pt')['step'] == 20             # nothing written after the jump
+    assert [json.loads(l)['step'] for l in (tmp_path / 'log.jsonl').read_text().splitlines()] == [10, 20]
+
+
+def test_the_divergence_guard_remembers_the_lowest_loss_across_a_resume(tmp_path, monkeypatch):
+    train(get_config('tiny', steps=100, ckpt_every=10), out=tmp_path, until=20)
+    monkeypatch.setattr(T, 'diffusion_loss', _loss_times(50., 0))   # jumps from the first step after the resume
+    with pytest.raises(T.TrainingDiverged, match='by step 30'):     # the lowest window (before the resume) came back with the checkpoint
+        train(get_config('tiny', steps=100, ckpt_every=10), out=tmp_path, resume=True)
+    assert load_checkpoint(tmp_path / 'ckpt.pt')['step'] == 20
+
+
+def test_diverge_none_turns_the_guard_off_and_bad_values_are_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(T, 'diffusion_loss', _loss_times(50., 25))
+    assert train(get_config('tiny', steps=40, diverge=None, amp='fp32'), out=tmp_path)['finished']
+    for bad in (1, 0.5, float('nan'), 'off'):
+        with pytest.raises(ValueError, match='diverge'): get_config('tiny', diverge=bad)
