@@ -391,7 +391,7 @@ def _divergence(r):
     mean = sum(recent) / max(1, len(recent))
     if not factor or not recent or mean <= factor * r.best: return None
     return (f'training diverged by step {r.step}: the mean loss of the last {len(recent)} steps, {mean:.4f}, is {mean / r.best:.0f}x the '
-            f'lowest so far ({r.best:.4f}; diverge={factor:g}); {_kept(r)}. Resuming replays the same batches: train again with a lower lr (now {r.cfg["lr"]:g}) or another seed.')
+            f'lowest so far ({r.best:.4f}; diverge={factor:g}); {_kept(r)}. Resuming replays the same batches: train again with a lower lr (now {r.cfg["lr"]:g}), adam_betas=[0.9, 0.95] or another seed.')
 
 def _check_divergence(r):
     "At each log window and checkpoint step, on every process alike: raise TrainingDiverged before anything is written."
