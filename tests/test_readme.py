@@ -80,3 +80,17 @@ def test_the_clean_guidance_tables_are_the_ones_the_bench_wrote():
     for r in res['confirm']:
         assert (f"| {r['rule']} | {r['file']} | {r['evaluator']:.3f} ± {r['evaluator_std']:.3f} | {r['judge2']:.3f} ± {r['judge2_std']:.3f} "
                 f"| {r['grain']:.2f} | {r['floor']:.2f} |") in lines, (r['rule'], r['file'])
+
+
+def test_the_divergence_numbers_are_the_ones_the_benches_wrote():
+    "The guard's factor sits between the healthy runs' worst rise and the diverged run's (results/loss_windows.json); the replay table is results/divergence_replay.json."
+    from ddpm_lab.train import BASE, first_divergence
+    runs = json.loads((ROOT / 'results' / 'loss_windows.json').read_text())['runs']
+    rise = {n: max(m / min(w['loss'][:i]) for i, m in enumerate(w['loss']) if i) for n, w in runs.items()}
+    assert max(v for n, v in rise.items() if n != 'linear seed 1') < BASE['diverge'] < rise['linear seed 1']
+    assert [n for n, w in runs.items() if first_divergence(w['loss'], BASE['diverge']) is not None] == ['linear seed 1']
+    docs = (ROOT / 'docs' / 'results.md').read_text()
+    for name, r in json.loads((ROOT / 'results' / 'divergence_replay.json').read_text())['replays'].items():
+        line = next(l for l in docs.splitlines() if l.startswith(f'| {name}'))
+        last = sum(r['loss'][-50:]) / 50
+        assert f"| {max(r['grad_norm']):.2f}" in line and (f'| {last:.4f} |' in line or f'| {last:.3f} (' in line), (name, line)
