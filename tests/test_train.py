@@ -160,3 +160,13 @@ def test_diverge_none_turns_the_guard_off_and_bad_values_are_refused(tmp_path, m
     assert train(get_config('tiny', steps=40, diverge=None, amp='fp32'), out=tmp_path)['finished']
     for bad in (1, 0.5, float('nan'), 'off'):
         with pytest.raises(ValueError, match='diverge'): get_config('tiny', diverge=bad)
+
+
+def test_the_command_line_reports_a_diverged_run_in_one_line(tmp_path, monkeypatch, capsys):
+    from ddpm_lab.cli import main
+    monkeypatch.setattr(T, 'diffusion_loss', _loss_times(50., 25))
+    with pytest.raises(SystemExit) as e:
+        main(['train', '--preset', 'tiny', '--out', str(tmp_path), '--set', 'steps=100', 'ckpt_every=10', 'amp=fp32'])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and 'ddpm-lab train: error: training diverged by step 30' in err and 'Traceback' not in err
+    assert load_checkpoint(tmp_path / 'ckpt.pt')['step'] == 20
