@@ -387,7 +387,7 @@ def first_divergence(means, factor):
 
 def _divergence(r):
     "Why the run counts as diverged (the last window's mean loss above cfg['diverge'] times the lowest window's), or None."
-    recent, factor = r.losses[-r.cfg['log_every']:], r.cfg['diverge']
+    recent, factor = r.losses[-r.cfg['log_every']:], r.cfg.get('diverge')   # a config from before the guard has no key: off
     mean = sum(recent) / max(1, len(recent))
     if not factor or not recent or mean <= factor * r.best: return None
     return (f'training diverged by step {r.step}: the mean loss of the last {len(recent)} steps, {mean:.4f}, is {mean / r.best:.0f}x the '
