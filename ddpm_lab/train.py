@@ -365,14 +365,14 @@ def _kept(r):
     "What a failed run leaves behind, in words."
     return f'the last good checkpoint {r.ckpt} (step {r.saved_step}) was kept' if r.saved_step is not None else 'no checkpoint was written'
 
+class TrainingDiverged(FloatingPointError):
+    "The network stopped learning: its loss or weights became NaN or inf, or its loss rose far above its lowest level. `step`: where."
+    def __init__(self, msg, step): super().__init__(msg); self.step = step
+
 def _check_loss(loss, r):
     "Stop with the way back (the last good checkpoint) when the loss is not finite."
     if not torch.isfinite(loss):
-        raise FloatingPointError(f'loss became {loss.item()} at step {r.step} (lr {lr_at(r.step, r.cfg):.2e}); {_kept(r)}. Lower the lr, or set amp=fp32.')
-
-class TrainingDiverged(FloatingPointError):
-    "The loss rose far above its lowest level: the network has stopped learning (a FloatingPointError, as a NaN loss is). `step`: where the guard saw it."
-    def __init__(self, msg, step): super().__init__(msg); self.step = step
+        raise TrainingDiverged(f'loss became {loss.item()} at step {r.step} (lr {lr_at(r.step, r.cfg):.2e}); {_kept(r)}. Lower the lr, or set amp=fp32.', r.step)
 
 def window_means(losses, k):
     "The mean loss of each whole window of k steps, as the log reports them."
@@ -426,7 +426,7 @@ def save_run(r):
     "Rank 0: checkpoint the run (refusing non-finite weights or a diverged run, naming the way back) and draw its loss curve."
     if why := _divergence(r): raise TrainingDiverged(why, r.step)
     try: save_checkpoint(r.ckpt, _snapshot(r))
-    except FloatingPointError as e: raise FloatingPointError(f'{e} at step {r.step}; {_kept(r)}. Lower the lr, or set amp=fp32.') from None
+    except FloatingPointError as e: raise TrainingDiverged(f'{e} at step {r.step}; {_kept(r)}. Lower the lr, or set amp=fp32.', r.step) from None
     r.saved_step = r.step; plot_losses({'loss': r.losses}, r.out/'loss.png')
 
 class Checkpoints(Callback):

@@ -109,8 +109,9 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
         loss = real(*a, **k)
         return loss * float('nan') if len(calls) > 25 else loss
     monkeypatch.setattr(T, 'diffusion_loss', flaky)
-    with pytest.raises(FloatingPointError, match='at step 25.*last good checkpoint'):
+    with pytest.raises(FloatingPointError, match='at step 25.*last good checkpoint') as e:
         train(get_config('tiny', steps=100, ckpt_every=10, amp='fp32'), out=tmp_path)   # amp set: no precision probe calls the loss first
+    assert isinstance(e.value, T.TrainingDiverged) and e.value.step == 25   # so a sweep records it and goes on
     ck = load_checkpoint(tmp_path / 'ckpt.pt')
     assert ck['step'] == 20 and all(torch.isfinite(v).all() for v in ck['model'].values() if v.is_floating_point())
 
