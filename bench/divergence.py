@@ -10,7 +10,7 @@ Usage: PYTHONPATH=. python bench/divergence.py NAME=RUN_DIR [NAME=RUN_DIR ...]
 import argparse, json
 from pathlib import Path
 from ddpm_lab.data import RESULTS_DIR, atomic_write
-from ddpm_lab.train import BASE, first_divergence
+from ddpm_lab.train import BASE, first_divergence, worst_rise
 
 
 def windows(run):
@@ -20,11 +20,6 @@ def windows(run):
         rec = json.loads(line); recs[rec['step']] = rec['loss']
     steps = sorted(recs)
     return dict(steps=steps, loss=[recs[s] for s in steps], lr=json.loads((Path(run)/'config.json').read_text())['lr'])
-
-
-def worst_rise(loss):
-    "The largest ratio of a window's mean loss to the lowest window before it."
-    return max(m / min(loss[:i]) for i, m in enumerate(loss) if i)
 
 
 if __name__ == '__main__':

@@ -6,8 +6,8 @@
 __all__ = ['N_TRAIN', 'BASE', 'PRESETS', 'CONFIG_RULES', 'preset_config', 'check_config', 'get_config', 'describe_preset',
            'min_snr_weight', 'training_steps', 'diffusion_loss', 'lr_at', 'ema_update', 'training_data', 'step_seed',
            'bf16_speedup', 'check_precision', 'fast_path', 'describe_fast_path', 'restore', 'plot_losses', 'stop_flag',
-           'run_lock', 'fitted_steps', 'TrainingDiverged', 'window_means', 'first_divergence', 'Callback', 'Progress',
-           'save_run', 'Checkpoints', 'FitSteps', 'train']
+           'run_lock', 'fitted_steps', 'TrainingDiverged', 'window_means', 'first_divergence', 'worst_rise', 'Callback',
+           'Progress', 'save_run', 'Checkpoints', 'FitSteps', 'train']
 
 # %% ../nbs/03_train.ipynb 4
 import copy, json, math, os, signal, threading, time
@@ -385,11 +385,18 @@ def first_divergence(means, factor):
         if m > factor * best: return i
         best = min(best, m)
 
+def worst_rise(means):
+    "The largest ratio of a window mean to the lowest window before it: any `diverge` factor below it stops the run."
+    best, worst = math.inf, 0.
+    for m in means: worst, best = max(worst, m / best), min(best, m)
+    return worst
+
 def _divergence(r):
-    "Why the run counts as diverged (the last window's mean loss above cfg['diverge'] times the lowest window's), or None."
+    "Why the run counts as diverged (first_divergence's rule on the lowest window so far, r.best, and the last steps' mean), or None."
     recent, factor = r.losses[-r.cfg['log_every']:], r.cfg.get('diverge')   # a config from before the guard has no key: off
-    mean = sum(recent) / max(1, len(recent))
-    if not factor or not recent or mean <= factor * r.best: return None
+    if not factor or not recent: return None
+    mean = sum(recent) / len(recent)
+    if first_divergence([r.best, mean], factor) is None: return None
     return (f'training diverged by step {r.step}: the mean loss of the last {len(recent)} steps, {mean:.4f}, is {mean / r.best:.0f}x the '
             f'lowest so far ({r.best:.4f}; diverge={factor:g}); {_kept(r)}. Resuming replays the same batches: train again with a lower lr (now {r.cfg["lr"]:g}), adam_betas=[0.9, 0.95] or another seed.')
 

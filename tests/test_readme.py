@@ -84,9 +84,9 @@ def test_the_clean_guidance_tables_are_the_ones_the_bench_wrote():
 
 def test_the_divergence_numbers_are_the_ones_the_benches_wrote():
     "The guard's factor sits between the healthy runs' worst rise and the diverged run's (results/loss_windows.json); the replay table is results/divergence_replay.json."
-    from ddpm_lab.train import BASE, first_divergence
+    from ddpm_lab.train import BASE, first_divergence, worst_rise
     runs = json.loads((ROOT / 'results' / 'loss_windows.json').read_text())['runs']
-    rise = {n: max(m / min(w['loss'][:i]) for i, m in enumerate(w['loss']) if i) for n, w in runs.items()}
+    rise = {n: worst_rise(w['loss']) for n, w in runs.items()}
     assert max(v for n, v in rise.items() if n != 'linear seed 1') < BASE['diverge'] < rise['linear seed 1']
     assert [n for n, w in runs.items() if first_divergence(w['loss'], BASE['diverge']) is not None] == ['linear seed 1']
     docs = (ROOT / 'docs' / 'results.md').read_text()
