@@ -15,6 +15,8 @@ test.json and new_test.json and on 256 of its own training images. Variants:
   resnet_spectral  the residual discriminator of notebook 06 (d_arch='resnet', d_width 32, spectral norm), as in the
                  acgan_resnet_ema run of bench/gan_diagnosis.py
   resnet_batch   the same with BatchNorm instead of spectral norm
+  spectral_free_head, resnet_spectral_free_head   spectral norm in the body only: the label head a plain layer
+                 (its weight not reparametrised), so its logits are not held to a Lipschitz bound
 One training seed (0); run alone each takes about 5 minutes on one thread of the 2-core EPYC (the residual ones about 9
 on the 2-core Xeon beside another job). `--variants` runs only
 those named and keeps the other variants' records of the output file.
@@ -30,7 +32,9 @@ from ddpm_lab.evaluation import reference, course_accuracy
 
 VARIANTS = {'batch': dict(), 'spectral': dict(d_norm='spectral'), 'batch_pooled': dict(pooled=True),
             'batch_shifted': dict(shift=4), 'batch_wide': dict(d_width=128),
-            'resnet_spectral': dict(d_arch='resnet', d_width=32, d_norm='spectral'), 'resnet_batch': dict(d_arch='resnet', d_width=32)}
+            'resnet_spectral': dict(d_arch='resnet', d_width=32, d_norm='spectral'), 'resnet_batch': dict(d_arch='resnet', d_width=32),
+            'spectral_free_head': dict(d_norm='spectral', free_head=True),
+            'resnet_spectral_free_head': dict(d_arch='resnet', d_width=32, d_norm='spectral', free_head=True)}
 FILES, TRAIN = ('test.json', 'new_test.json'), 'train (256 seen)'   # the sets the head is scored on
 
 
@@ -50,12 +54,13 @@ def shifted(x, p):
 def probe(variant, steps, every=500, batch_size=64, seed=0):
     "Train one discriminator as a classifier alone; its head's accuracy every `every` steps."
     opts = dict(VARIANTS[variant])
-    pooled, shift = opts.pop('pooled', False), opts.pop('shift', 0)
+    pooled, shift, free_head = opts.pop('pooled', False), opts.pop('shift', 0), opts.pop('free_head', False)
     cfg = get_gan_config('cpu', d_head='acgan', cls_weight=0., **opts)
     imgs, conds = training_data(cfg)
     torch.manual_seed(seed)
     D = make_discriminator(cfg)
     if pooled: D.aux = PooledHead(D.aux.in_channels)
+    if free_head: nn.utils.parametrize.remove_parametrizations(D.aux, 'weight')
     opt = torch.optim.Adam(D.parameters(), lr=cfg['lr'], betas=tuple(cfg['adam_betas']))
     sets = {f: reference(DATA_DIR / f, 4, cfg['size']) for f in FILES} | {TRAIN: (imgs[:256], conds[:256])}
     head = lambda x, c: D(normalize(x), c)[1]
