@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from .data import DATA_DIR, read_labels, encode, get_device, check_choice, save_grid, normalize
 from .unet import n_params
 from .pipeline import save_checkpoint, load_checkpoint, check_state_dict
-from .train import N_TRAIN, preset_config, training_data, step_seed, restore, plot_losses, ema_update
+from .train import N_TRAIN, preset_config, training_data, step_seed, restore, plot_losses, ema_update, TrainingDiverged
 from .evaluation import EVALUATOR_PATH, JUDGE2_PATH, load_evaluator, eval_input
 
 # %% ../nbs/06_gan.ipynb 6
@@ -272,7 +272,8 @@ def train_gan(cfg, data=None, out='runs/gan', resume=False, minutes=None, until=
             if G_ema: ema_update(G_ema, G, cfg['g_ema'], step)
             D.requires_grad_(True)
             if not (math.isfinite(loss_d.item()) and math.isfinite(loss_g.item())):
-                raise FloatingPointError(f'GAN loss became non-finite at step {step} (D {loss_d.item()}, G {loss_g.item()}); the last good checkpoint {ckpt} was kept')
+                kept = f'the last good checkpoint {ckpt} was kept' if ckpt.exists() else 'no checkpoint was written'
+                raise TrainingDiverged(f'GAN loss became non-finite at step {step} (D {loss_d.item()}, G {loss_g.item()}); {kept}', step)   # a sweep records it and goes on
             step += 1
             for k, v in dict(D=loss_d, G=loss_g, **terms).items(): losses[k].append(v.item())
             bar.update(1)
