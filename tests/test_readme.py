@@ -94,3 +94,11 @@ def test_the_divergence_numbers_are_the_ones_the_benches_wrote():
         line = next(l for l in docs.splitlines() if l.startswith(f'| {name}'))
         last = sum(r['loss'][-50:]) / 50
         assert f"| {max(r['grad_norm']):.2f}" in line and (f'| {last:.4f} |' in line or f'| {last:.3f} (' in line), (name, line)
+
+def test_the_patch_grid_table_is_the_one_the_bench_wrote():
+    "Each row of results/grain_patches.json (bench/grain_patches.py) is in docs/results.md, and no row's ratio marks a patch grid."
+    rows = json.loads((ROOT / 'results' / 'grain_patches.json').read_text())['rows']
+    docs = (ROOT / 'docs' / 'results.md').read_text()
+    for name, r in rows.items():
+        assert f"| {name} | {r['inside']:.4f} | {r['across']:.4f} | {r['ratio']:.3f} | {r['grain']:.3g} |" in docs, name
+    assert all(abs(r['ratio'] - rows['renders']['ratio']) < 0.03 for r in rows.values())
