@@ -14,19 +14,14 @@ import torch
 import ddpm_lab.sampling as S
 from ddpm_lab.data import DATA_DIR, RESULTS_DIR, atomic_write, encode, read_labels
 from ddpm_lab.pipeline import load_pipeline
-from ddpm_lab.evaluation import reference, grain, _unit
+from ddpm_lab.evaluation import reference, grain, luminance
 
 FILES = ('test.json', 'heldout.json')
 
 
-def luminance(images):
-    "Luminance of images in [-1, 1] (or uint8), as evaluation.grain reads them."
-    return (_unit(images) * torch.tensor([0.299, 0.587, 0.114])[:, None, None]).sum(1)
-
-
 def neighbour_steps(images):
     "Mean absolute difference of neighbouring pixels inside a 2x2 patch and across two patches (both directions)."
-    y = luminance(images)
+    y = luminance(images)[:, 0]
     dx, dy = (y[..., :, 1:] - y[..., :, :-1]).abs(), (y[..., 1:, :] - y[..., :-1, :]).abs()
     inside = torch.cat([dx[..., :, 0::2].flatten(), dy[..., 0::2, :].flatten()]).mean().item()
     across = torch.cat([dx[..., :, 1::2].flatten(), dy[..., 1::2, :].flatten()]).mean().item()

@@ -22,8 +22,8 @@ __all__ = ['EVAL_SIZE', 'EVALUATOR_PATH', 'JUDGE2_PATH', 'EVALUATOR_ARCHS', 'ERR
            'EVAL_FILES', 'HANDIN_LABELS', 'build_evaluator', 'load_evaluator', 'save_evaluator', 'as_float',
            'eval_input', 'predict', 'features', 'topk_mask', 'hits', 'course_accuracy', 'per_image_accuracy',
            'breakdown', 'confusion', 'error_kinds', 'frechet_from_stats', 'frechet_distance', 'evaluator_id',
-           'reference', 'ceiling', 'via_32', 'flip', 'augment', 'train_evaluator', 'grain', 'saturation', 'cleanliness',
-           'evaluate', 'evaluate_seeds', 'denoising_row', 'handin']
+           'reference', 'ceiling', 'via_32', 'flip', 'augment', 'train_evaluator', 'luminance', 'grain', 'saturation',
+           'cleanliness', 'evaluate', 'evaluate_seeds', 'denoising_row', 'handin']
 
 # %% ../nbs/05_evaluation.ipynb 7
 EVAL_SIZE = 64  # the evaluator reads 64x64 images
@@ -327,10 +327,13 @@ def _unit(images): # (N,3,H,W) float in [-1,1] or uint8
     "Images as float in [0,1]."
     return (as_float(images) * 0.5 + 0.5).clamp(0, 1)
 
+def luminance(images): # (N,3,H,W) float in [-1,1] or uint8
+    "Luminance in [0,1] (Rec. 601 weights), (N,1,H,W)."
+    return (_unit(images) * torch.tensor([0.299, 0.587, 0.114])[:, None, None]).sum(1, keepdim=True)
+
 def grain(images):
     "High-frequency energy: the mean absolute 3x3 Laplacian of the luminance, images in [0,1]."
-    lum = (_unit(images) * torch.tensor([0.299, 0.587, 0.114])[:, None, None]).sum(1, keepdim=True)
-    return F.conv2d(lum, torch.tensor([[[[0., 1, 0], [1, -4, 1], [0, 1, 0]]]])).abs().mean().item()
+    return F.conv2d(luminance(images), torch.tensor([[[[0., 1, 0], [1, -4, 1], [0, 1, 0]]]])).abs().mean().item()
 
 def saturation(images):
     "Mean per-pixel saturation (max minus min of RGB, images in [0,1]): colour, which the gray floor should not have."

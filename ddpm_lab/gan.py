@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from .data import DATA_DIR, read_labels, encode, get_device, check_choice, save_grid, normalize
 from .unet import n_params
 from .pipeline import save_checkpoint, load_checkpoint, check_state_dict
-from .train import N_TRAIN, preset_config, training_data, step_seed, restore, plot_losses, ema_update, TrainingDiverged
+from .train import N_TRAIN, preset_config, training_data, step_seed, restore, plot_losses, ema_update, TrainingDiverged, kept_checkpoint
 from .evaluation import EVALUATOR_PATH, JUDGE2_PATH, load_evaluator, eval_input
 
 # %% ../nbs/06_gan.ipynb 6
@@ -246,6 +246,7 @@ def train_gan(cfg, data=None, out='runs/gan', resume=False, minutes=None, until=
     clf = frozen_classifier(cfg['evaluator'], dev) if cfg['cls_weight'] or cfg['cls_weight_end'] else None
     losses = dict(D=[], G=[], adv=[], cls=[], aux=[])
     step, losses = _gan_restore(ckpt, cfg, G, G_ema, D, opt_g, opt_d) if resume and ckpt.exists() else (0, losses)
+    saved = step if resume and ckpt.exists() else None   # the step of the last checkpoint this run can fall back on
     out.mkdir(parents=True, exist_ok=True)
     (out/'config.json').write_text(json.dumps(cfg, indent=1))
     print(f"{cfg['preset']}: GAN G {n_params(G) / 1e6:.2f}M + D {n_params(D) / 1e6:.2f}M params, {len(imgs)} images at "
@@ -272,8 +273,7 @@ def train_gan(cfg, data=None, out='runs/gan', resume=False, minutes=None, until=
             if G_ema: ema_update(G_ema, G, cfg['g_ema'], step)
             D.requires_grad_(True)
             if not (math.isfinite(loss_d.item()) and math.isfinite(loss_g.item())):
-                kept = f'the last good checkpoint {ckpt} was kept' if ckpt.exists() else 'no checkpoint was written'
-                raise TrainingDiverged(f'GAN loss became non-finite at step {step} (D {loss_d.item()}, G {loss_g.item()}); {kept}', step)   # a sweep records it and goes on
+                raise TrainingDiverged(f'GAN loss became non-finite at step {step} (D {loss_d.item()}, G {loss_g.item()}); {kept_checkpoint(ckpt, saved)}', step)   # a sweep records it and goes on
             step += 1
             for k, v in dict(D=loss_d, G=loss_g, **terms).items(): losses[k].append(v.item())
             bar.update(1)
@@ -284,7 +284,8 @@ def train_gan(cfg, data=None, out='runs/gan', resume=False, minutes=None, until=
             if cfg['sample_every'] and step % cfg['sample_every'] == 0:
                 (out/'samples').mkdir(exist_ok=True); _gan_grid(G_ema or G, out/'samples'/f'step{step:07d}.png'); G.train()
             if step % cfg['ckpt_every'] == 0:
-                save_checkpoint(ckpt, _gan_snapshot(G, G_ema, D, opt_g, opt_d, step, cfg, losses)); plot_losses(gan_curves(losses), out/'loss.png')
+                save_checkpoint(ckpt, _gan_snapshot(G, G_ema, D, opt_g, opt_d, step, cfg, losses)); saved = step
+                plot_losses(gan_curves(losses), out/'loss.png')
         finished = step >= cfg['steps']
     except KeyboardInterrupt:
         save_checkpoint(ckpt, _gan_snapshot(G, G_ema, D, opt_g, opt_d, step, cfg, losses)); print(f'\ninterrupted at step {step}; checkpoint saved, continue with --resume')

@@ -6,8 +6,8 @@
 __all__ = ['N_TRAIN', 'BASE', 'PRESETS', 'CONFIG_RULES', 'preset_config', 'check_config', 'get_config', 'describe_preset',
            'min_snr_weight', 'training_steps', 'diffusion_loss', 'lr_at', 'ema_update', 'training_data', 'step_seed',
            'bf16_speedup', 'check_precision', 'fast_path', 'describe_fast_path', 'restore', 'plot_losses', 'stop_flag',
-           'run_lock', 'fitted_steps', 'TrainingDiverged', 'window_means', 'first_divergence', 'worst_rise', 'Callback',
-           'Progress', 'save_run', 'Checkpoints', 'FitSteps', 'train']
+           'run_lock', 'fitted_steps', 'kept_checkpoint', 'TrainingDiverged', 'window_means', 'first_divergence',
+           'worst_rise', 'Callback', 'Progress', 'save_run', 'Checkpoints', 'FitSteps', 'train']
 
 # %% ../nbs/03_train.ipynb 4
 import copy, json, math, os, signal, threading, time
@@ -361,9 +361,11 @@ def _batch(r):
     seed = step_seed(r.cfg['seed'], r.rank, r.step); r.g.manual_seed(seed); torch.manual_seed(seed + 1)
     return x0, c
 
-def _kept(r):
-    "What a failed run leaves behind, in words."
-    return f'the last good checkpoint {r.ckpt} (step {r.saved_step}) was kept' if r.saved_step is not None else 'no checkpoint was written'
+def kept_checkpoint(path, step):
+    "What a failed run leaves behind, in words: its last good checkpoint (written at `step`; None: none was written)."
+    return f'the last good checkpoint {path} (step {step}) was kept' if step is not None else 'no checkpoint was written'
+
+def _kept(r): return kept_checkpoint(r.ckpt, r.saved_step)
 
 class TrainingDiverged(FloatingPointError):
     "The network stopped learning: its loss or weights became NaN or inf, or its loss rose far above its lowest level. `step`: where."
@@ -400,10 +402,14 @@ def _divergence(r):
     return (f'training diverged by step {r.step}: the mean loss of the last {len(recent)} steps, {mean:.4f}, is {mean / r.best:.0f}x the '
             f'lowest so far ({r.best:.4f}; diverge={factor:g}); {_kept(r)}. Resuming replays the same batches: train again with a lower lr (now {r.cfg["lr"]:g}), adam_betas=[0.9, 0.95] or another seed.')
 
+def _guarded(r):
+    "Whether the loop tests this step: each log window's last step and each checkpoint step."
+    return r.step % r.cfg['log_every'] == 0 or r.step % r.cfg['ckpt_every'] == 0
+
 def _check_divergence(r):
-    "At each log window and checkpoint step, on every process alike: raise TrainingDiverged before anything is written."
+    "At each guarded step, on every process alike: raise TrainingDiverged before anything is written."
     k = r.cfg['log_every']
-    if r.step % k and r.step % r.cfg['ckpt_every']: return
+    if not _guarded(r): return
     why = _divergence(r)
     if _any(why, r.world, r.dev): raise TrainingDiverged(why or f'training diverged on another process by step {r.step}; {_kept(r)}', r.step)
     if r.step % k == 0: r.best = min(r.best, sum(r.losses[-k:]) / k)
@@ -430,8 +436,8 @@ class Progress(Callback):
         with open(r.out/'log.jsonl', 'a') as f: f.write(json.dumps(rec) + '\n')
 
 def save_run(r):
-    "Rank 0: checkpoint the run (refusing non-finite weights or a diverged run, naming the way back) and draw its loss curve."
-    if why := _divergence(r): raise TrainingDiverged(why, r.step)
+    "Rank 0: checkpoint the run (refusing non-finite weights, or a run that diverged since the loop last tested it, naming the way back) and draw its loss curve."
+    if not _guarded(r) and (why := _divergence(r)): raise TrainingDiverged(why, r.step)   # a run stopped between guarded steps
     try: save_checkpoint(r.ckpt, _snapshot(r))
     except FloatingPointError as e: raise TrainingDiverged(f'{e} at step {r.step}; {_kept(r)}. Lower the lr, or set amp=fp32.', r.step) from None
     r.saved_step = r.step; plot_losses({'loss': r.losses}, r.out/'loss.png')

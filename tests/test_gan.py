@@ -133,7 +133,7 @@ def test_a_gan_whose_loss_turns_nan_stops_as_a_diverged_run_keeping_its_last_che
         calls.append(1)
         return real(*a, **k) * (float('nan') if len(calls) > 14 else 1.)
     monkeypatch.setattr(gan, 'd_loss', nan_after_14_updates)
-    with pytest.raises(TrainingDiverged, match=r'non-finite at step 14 .*last good checkpoint .* was kept') as e:
+    with pytest.raises(TrainingDiverged, match=r'non-finite at step 14 .*last good checkpoint .* \(step 10\) was kept') as e:
         train_gan(get_gan_config('tiny', steps=30, ckpt_every=10, sample_every=0), out=tmp_path)
     assert e.value.step == 14   # so an ablation sweep records the run as diverged and goes on (test_sweeps.py)
     assert load_checkpoint(tmp_path / 'ckpt.pt')['step'] == 10   # the NaN state was never written
