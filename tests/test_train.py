@@ -1,5 +1,6 @@
 "Training engine: learning, exact resume, SIGTERM, NaN guard, refusal to overwrite, multi-process torchrun."
 import json, os, shutil, signal, subprocess, sys, time
+from pathlib import Path
 import pytest, torch
 import ddpm_lab.train as T
 from ddpm_lab.train import get_config, train
@@ -171,3 +172,20 @@ def test_the_command_line_reports_a_diverged_run_in_one_line(tmp_path, monkeypat
     err = capsys.readouterr().err
     assert e.value.code == 2 and 'ddpm-lab train: error: training diverged by step 30' in err and 'Traceback' not in err
     assert load_checkpoint(tmp_path / 'ckpt.pt')['step'] == 20
+
+
+def test_the_extra_emas_of_bench_ema_rates_follow_the_loop_and_survive_a_resume(tmp_path, monkeypatch):
+    "bench/ema_rates.py's copy with the preset's own decay equals the loop's EMA bit for bit, across an interruption."
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / 'bench'))
+    from ema_rates import MoreEMAs, with_ema
+    cfg, run = get_config('tiny', ema=0.9, ckpt_every=5), tmp_path / 'run'
+    more = lambda: [MoreEMAs(run / 'more.pt', (0.9, 0.5))]
+    train(cfg, out=run, until=7, callbacks=more())   # stopped between checkpoint steps: both files are written at step 7
+    train(cfg, out=run, resume=True, until=13, callbacks=more())
+    ck, extra = load_checkpoint(run / 'ckpt.pt'), torch.load(run / 'more.pt', weights_only=True)
+    assert ck['step'] == extra['step'] == 13
+    assert all(torch.equal(v, extra['emas']['0.9'][k]) for k, v in ck['ema'].items())
+    assert any(not torch.equal(v, extra['emas']['0.5'][k]) for k, v in ck['ema'].items() if v.is_floating_point())
+    slow = load_pipeline(with_ema(run / 'ckpt.pt', run / 'more.pt', 0.5, tmp_path / 'ema0.5' / 'ckpt.pt'))
+    assert load_checkpoint(tmp_path / 'ema0.5' / 'ckpt.pt')['config']['ema'] == 0.5
+    assert all(torch.equal(p, extra['emas']['0.5'][k]) for k, p in slow.net.state_dict().items())
