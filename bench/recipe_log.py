@@ -15,6 +15,7 @@ from ddpm_lab.data import RESULTS_DIR, atomic_write
 AVX512 = '2-core AMD EPYC (AVX-512 BF16), two threads'
 XEON = '2-core Intel Xeon (AMX BF16), two threads'
 XEON_1 = '2-core Intel Xeon (AMX BF16), one thread'
+EPYC_AVX2_PAUSED = '2-core AMD EPYC (AVX2 only), two threads (one for the first 56 steps), paused while tests ran'
 
 def scored(name, changes, folder, machine, threads=2):
     "A recipe trained into folder/run and scored by evaluate_seeds into folder/eval (the layout of the runs since the second judge)."
@@ -25,6 +26,11 @@ RECIPES = [   # name, what it changes against the cpu preset (the uniform-step r
            'shift1', f'{XEON_1}, beside sampling jobs', threads=1),
     scored('cpu, training seed 1', 'the cpu preset with seed=1: its second training seed',
            'shift1_s1', f'{XEON_1}, beside sampling jobs', threads=1),
+    scored('cpu, training seed 2', 'the cpu preset with seed=2 (bench/ema_rates.py), trained in fp32 (no bf16 on this CPU): its third training seed',
+           'ema_rates', EPYC_AVX2_PAUSED),
+    *[dict(name=f'cpu, EMA {d}', changes=f'ema={d} instead of 0.999 (an averaging horizon of about {round(1 / (1 - d))} steps instead of 1000): '
+           'the weights of the run of training seed 2, averaged with this decay along the same trajectory (bench/ema_rates.py)',
+           run='ema_rates/run', summary=f'ema_rates/ema{d}/eval/summary.json', threads=2, machine=EPYC_AVX2_PAUSED) for d in (0.998, 0.9995, 0.9998)],
     scored('cpu, t_logit [-1.5, 1.5]', 'a still stronger shift, t_logit=[-1.5, 1.5]: 61% of the training steps in the nearly clean quarter (t/T < 0.25) against 47%',
            'shift15', f'{XEON_1}, beside another training run and two CI runs', threads=1),
     scored('cpu, t_logit [-0.5, 1.5]', 'a milder shift, t_logit=[-0.5, 1.5]: the preset shipped in f1eb09c (git history)',
