@@ -16,7 +16,7 @@ seeds already scored (`--seeds 0 1 2` first gives a quick look; a later call wit
 Usage: PYTHONPATH=. OMP_NUM_THREADS=1 python bench/ema_rates.py [--runs runs/ema_rates] [--seeds 0 1 2 3 4]
        -> prints each decay's summary line; the recipe log (bench/recipe_log.py --runs RUNS/..) tabulates them
 """
-import argparse, copy, json
+import argparse, copy
 from pathlib import Path
 import torch
 from ddpm_lab.data import atomic_write
@@ -40,10 +40,11 @@ class MoreEMAs(Callback):
     def _copies(self, ema, step):
         "At a fresh run's first step: copies of the loop's EMA, which its warm-up (decay min(d, 1/10) at step 0) made what each decay's would be."
         assert step == 1 and ema is not None, 'start the extra EMAs with a fresh run of a preset with an EMA'
-        return {d: copy.deepcopy(ema) for d in self.decays}
+        return self._like(ema)
+    def _like(self, ema): return {d: copy.deepcopy(ema) for d in self.decays}
     def _saved(self, r):
         "The copies saved by a resumed run."
-        saved, emas = torch.load(self.path, map_location='cpu', weights_only=True), {d: copy.deepcopy(r.ema) for d in self.decays}
+        saved, emas = torch.load(self.path, map_location='cpu', weights_only=True), self._like(r.ema)
         if saved['step'] != r.step - 1: print(f'\nextra EMAs saved at step {saved["step"]}, resuming at {r.step - 1}', flush=True)
         for d, e in emas.items(): e.load_state_dict(saved['emas'][str(d)])
         return emas
@@ -52,10 +53,9 @@ class MoreEMAs(Callback):
         atomic_write(self.path, lambda tmp: torch.save(state, tmp))
 
 
-def with_ema(run_ckpt, extra, decay, out):
-    "The run's checkpoint with one extra decay's weights as its EMA."
-    ck = load_checkpoint(run_ckpt)
-    ck = dict(ck, ema=torch.load(extra, map_location='cpu', weights_only=True)['emas'][str(decay)], config=dict(ck['config'], ema=decay))
+def with_ema(ck, ema, decay, out):
+    "A checkpoint at `out`: the run's contents `ck` (load_checkpoint) with one extra decay's weights `ema` as its EMA."
+    ck = dict(ck, ema=ema, config=dict(ck['config'], ema=decay))
     ck.pop('checksum', None); Path(out).parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(out, ck)
     return out
@@ -70,11 +70,11 @@ def main():
     run, extra = runs / 'run', runs / 'run' / 'more_emas.pt'
     if not (run / 'ckpt.pt').is_file() or load_checkpoint(run / 'ckpt.pt')['step'] < cfg['steps']:
         train(cfg, out=run, resume=(run / 'ckpt.pt').is_file(), callbacks=[MoreEMAs(extra, DECAYS)])
-    ckpts, own, saved = {cfg['ema']: (run / 'ckpt.pt', runs / 'eval')}, load_checkpoint(run / 'ckpt.pt')['ema'], torch.load(extra, weights_only=True)['emas']
+    ckpts, ck, saved = {cfg['ema']: (run / 'ckpt.pt', runs / 'eval')}, load_checkpoint(run / 'ckpt.pt'), torch.load(extra, weights_only=True)['emas']
     for d in DECAYS:
-        if all(torch.equal(v, saved[str(d)][k]) for k, v in own.items()):   # the warm-up min(d, (1 + step) / (10 + step)) held both below d all run
+        if all(torch.equal(v, saved[str(d)][k]) for k, v in ck['ema'].items()):   # the warm-up min(d, (1 + step) / (10 + step)) held both below d all run
             print(f"EMA {d}: the same weights as the preset's {cfg['ema']}, bit for bit; not scored again", flush=True); continue
-        ckpts[d] = with_ema(run / 'ckpt.pt', extra, d, runs / f'ema{d}' / 'ckpt.pt'), runs / f'ema{d}' / 'eval'
+        ckpts[d] = with_ema(ck, saved[str(d)], d, runs / f'ema{d}' / 'ckpt.pt'), runs / f'ema{d}' / 'eval'
     for d, (ck, out) in ckpts.items():
         s = evaluate_seeds(ck, seeds=a.seeds, out=out)
         print(f'EMA {d}: ' + ', '.join(f"{Path(f).stem} {s['files'][f]['accuracy']['mean']:.3f} / {s['files'][f]['judge2']['mean']:.3f}"

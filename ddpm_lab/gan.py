@@ -245,8 +245,9 @@ def train_gan(cfg, data=None, out='runs/gan', resume=False, minutes=None, until=
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg['lr'], betas=tuple(cfg['adam_betas']))
     clf = frozen_classifier(cfg['evaluator'], dev) if cfg['cls_weight'] or cfg['cls_weight_end'] else None
     losses = dict(D=[], G=[], adv=[], cls=[], aux=[])
-    step, losses = _gan_restore(ckpt, cfg, G, G_ema, D, opt_g, opt_d) if resume and ckpt.exists() else (0, losses)
-    saved = step if resume and ckpt.exists() else None   # the step of the last checkpoint this run can fall back on
+    resumed = resume and ckpt.exists()
+    step, losses = _gan_restore(ckpt, cfg, G, G_ema, D, opt_g, opt_d) if resumed else (0, losses)
+    saved = step if resumed else None   # the step of the last checkpoint this run can fall back on
     out.mkdir(parents=True, exist_ok=True)
     (out/'config.json').write_text(json.dumps(cfg, indent=1))
     print(f"{cfg['preset']}: GAN G {n_params(G) / 1e6:.2f}M + D {n_params(D) / 1e6:.2f}M params, {len(imgs)} images at "

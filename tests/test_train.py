@@ -186,6 +186,6 @@ def test_the_extra_emas_of_bench_ema_rates_follow_the_loop_and_survive_a_resume(
     assert ck['step'] == extra['step'] == 13
     assert all(torch.equal(v, extra['emas']['0.9'][k]) for k, v in ck['ema'].items())
     assert any(not torch.equal(v, extra['emas']['0.5'][k]) for k, v in ck['ema'].items() if v.is_floating_point())
-    slow = load_pipeline(with_ema(run / 'ckpt.pt', run / 'more.pt', 0.5, tmp_path / 'ema0.5' / 'ckpt.pt'))
+    slow = load_pipeline(with_ema(ck, extra['emas']['0.5'], 0.5, tmp_path / 'ema0.5' / 'ckpt.pt'))
     assert load_checkpoint(tmp_path / 'ema0.5' / 'ckpt.pt')['config']['ema'] == 0.5
     assert all(torch.equal(p, extra['emas']['0.5'][k]) for k, p in slow.net.state_dict().items())
