@@ -15,6 +15,7 @@ from ddpm_lab.data import RESULTS_DIR, atomic_write
 AVX512 = '2-core AMD EPYC (AVX-512 BF16), two threads'
 XEON = '2-core Intel Xeon (AMX BF16), two threads'
 XEON_1 = '2-core Intel Xeon (AMX BF16), one thread'
+EPYC_AVX2 = '2-core AMD EPYC (AVX2 only), two threads, alone'
 EPYC_AVX2_PAUSED = '2-core AMD EPYC (AVX2 only), two threads (one for the first 56 steps), paused while tests ran'
 
 def scored(name, changes, folder, machine, threads=2):
@@ -31,6 +32,12 @@ RECIPES = [   # name, what it changes against the cpu preset (the uniform-step r
     dict(name='cpu, EMA 0.998 (training seed 2)', changes='ema=0.998 instead of 0.999: the run of training seed 2 averaged along the same trajectory '
          'with a decay that binds from step 4490 on (the warm-up bound stays below 0.999 all run; bench/ema_rates.py)',
          run='ema_rates/run', summary='ema_rates/ema0.998/eval/summary.json', threads=2, machine=EPYC_AVX2_PAUSED),
+    scored('cpu, --fit 30, batch 32', 'the cpu preset fitted to 30 minutes of this CPU (--fit 30) with batch_size=32, lr=1.41e-3 (lr scaled by the square root of the batch), warmup=400',
+           'fit30/b32', EPYC_AVX2),
+    scored('cpu, --fit 30, batch 16', 'the same with batch_size=16, lr=1e-3, warmup=800',
+           'fit30/b16', EPYC_AVX2),
+    scored('cpu, --fit 30', 'the cpu preset fitted to 30 minutes of this CPU (--fit 30): the student\'s command, batch 64, the schedule shortened to the steps that fit',
+           'fit30/b64', EPYC_AVX2),
     scored('cpu, t_logit [-1.5, 1.5]', 'a still stronger shift, t_logit=[-1.5, 1.5]: 61% of the training steps in the nearly clean quarter (t/T < 0.25) against 47%',
            'shift15', f'{XEON_1}, beside another training run and two CI runs', threads=1),
     scored('cpu, t_logit [-0.5, 1.5]', 'a milder shift, t_logit=[-0.5, 1.5]: the preset shipped in f1eb09c (git history)',
@@ -50,7 +57,7 @@ RECIPES = [   # name, what it changes against the cpu preset (the uniform-step r
     dict(name='cpu64', changes='size 64, 4x4 patches (the cpu64 preset, uniform steps): the same network and grids at the course size',
          run='cpu64', summary='cpu64_eval/summary.json', threads=1, machine='2-core AMD EPYC, one thread, sharing the cores with one or two other jobs'),
     scored('cpu, four renders', 'uniform steps, on four renders of train.json (seeds 0-3, 72k scenes; bench/fresh_renders.py): 3.6 passes over the data instead of 14',
-           'fresh_renders', '2-core AMD EPYC (AVX2 only), two threads, alone'),
+           'fresh_renders', EPYC_AVX2),
     scored('cpu, lr 3e-3', 'uniform steps and lr=3e-3 instead of 2e-3 (the same warm-up and cosine decay to a tenth)',
            'lr3e-3', f'{AVX512}; pytest ran beside it for about 7 of its minutes'),
     scored('cpu, logit-normal steps', 't_logit=[0, 1]: training steps drawn logit-normal around the middle (Esser et al. 2024)',
