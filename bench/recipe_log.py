@@ -11,11 +11,13 @@ Usage: PYTHONPATH=. python bench/recipe_log.py [--runs /work/bgout]
 import argparse, json
 from pathlib import Path
 from ddpm_lab.data import RESULTS_DIR, atomic_write
+from ddpm_lab.pipeline import load_checkpoint
 
 AVX512 = '2-core AMD EPYC (AVX-512 BF16), two threads'
 XEON = '2-core Intel Xeon (AMX BF16), two threads'
 XEON_1 = '2-core Intel Xeon (AMX BF16), one thread'
 EPYC_AVX2 = '2-core AMD EPYC (AVX2 only), two threads, alone'
+H200_SHARED = 'one NVIDIA H200 (bf16, torch.compile), shared with three other training runs (bench/gpu_recipe.py); scored on the AVX2-only EPYC'
 EPYC_AVX2_PAUSED = '2-core AMD EPYC (AVX2 only), two threads (one for the first 56 steps), paused while tests ran'
 
 def scored(name, changes, folder, machine, threads=2):
@@ -32,12 +34,17 @@ RECIPES = [   # name, what it changes against the cpu preset (the uniform-step r
     dict(name='cpu, EMA 0.998 (training seed 2)', changes='ema=0.998 instead of 0.999: the run of training seed 2 averaged along the same trajectory '
          'with a decay that binds from step 4490 on (the warm-up bound stays below 0.999 all run; bench/ema_rates.py)',
          run='ema_rates/run', summary='ema_rates/ema0.998/eval/summary.json', threads=2, machine=EPYC_AVX2_PAUSED),
-    scored('cpu, --fit 30, batch 32', 'the cpu preset fitted to 30 minutes of this CPU (--fit 30) with batch_size=32, lr=1.41e-3 (lr scaled by the square root of the batch), warmup=400',
+    scored('cpu, --fit 30', 'the cpu preset fitted to 30 minutes of this CPU (--fit 30): the student\'s command, batch 64, the schedule shortened to the steps that fit',
+           'fit30/b64', EPYC_AVX2),
+    scored('cpu, --fit 30, batch 32', 'the same with batch_size=32, lr=1.41e-3 (lr scaled by the square root of the batch), warmup=400',
            'fit30/b32', EPYC_AVX2),
     scored('cpu, --fit 30, batch 16', 'the same with batch_size=16, lr=1e-3, warmup=800',
            'fit30/b16', EPYC_AVX2),
-    scored('cpu, --fit 30', 'the cpu preset fitted to 30 minutes of this CPU (--fit 30): the student\'s command, batch 64, the schedule shortened to the steps that fit',
-           'fit30/b64', EPYC_AVX2),
+    dict(name='gpu, H200', changes='the gpu preset: the cpu network at batch 512 (lr 2e-3, warm-up 400), compiled, fitted to 4.5 minutes of an H200 shared with three '
+         'other training runs: 1967 steps, 2.6x the images of the cpu preset in a third of its updates; its exported fp16 checkpoint, scored on a CPU',
+         run='gpu/gpu/gpu', summary='gpu/gpu/gpu/eval_cpu/summary.json', threads='H200, shared', machine=H200_SHARED),
+    dict(name='gpu64, H200', changes='the same at 64x64 natively (the gpu64 preset: 4x4 patches), beside it on the same GPU: 2003 steps',
+         run='gpu/gpu/gpu64', summary='gpu/gpu/gpu64/eval_cpu/summary.json', threads='H200, shared', machine=H200_SHARED),
     scored('cpu, t_logit [-1.5, 1.5]', 'a still stronger shift, t_logit=[-1.5, 1.5]: 61% of the training steps in the nearly clean quarter (t/T < 0.25) against 47%',
            'shift15', f'{XEON_1}, beside another training run and two CI runs', threads=1),
     scored('cpu, t_logit [-0.5, 1.5]', 'a milder shift, t_logit=[-0.5, 1.5]: the preset shipped in f1eb09c (git history)',
@@ -70,13 +77,14 @@ OURS = ('heldout.json', 'novel.json')
 
 
 def training(run):
-    "Minutes, mean images/s, steps and images seen of a run folder, from its log.jsonl (steps logged every 50)."
+    "Minutes, mean images/s, steps and images seen of a run folder, from its log.jsonl (logged every 50 steps; the exact step count from its ckpt.pt when there is one)."
     log = [json.loads(l) for l in (Path(run) / 'log.jsonl').read_text().splitlines()]
     cfg = json.loads((Path(run) / 'config.json').read_text())
     per = [log[0]['step']] + [b['step'] - a['step'] for a, b in zip(log, log[1:])]
     seconds = sum(n * cfg['batch_size'] / r['img_s'] for n, r in zip(per, log))
+    steps = load_checkpoint(Path(run) / 'ckpt.pt')['step'] if (Path(run) / 'ckpt.pt').is_file() else log[-1]['step']
     return dict(minutes=round(seconds / 60, 1), img_s=round(log[-1]['step'] * cfg['batch_size'] / seconds, 1),
-                steps=log[-1]['step'], images=log[-1]['step'] * cfg['batch_size'])
+                steps=steps, images=steps * cfg['batch_size'])
 
 
 def entry(recipe, runs):
@@ -111,7 +119,8 @@ def main():
     print('|---' * (8 + len(FILES)) + '|')
     for e in log:
         t = e['training']
-        print(f"| {e['name']} | {e['size']} | {t['minutes']} ({t['threads']} thr.) | {t['img_s']} | {t['images'] // 1000}k | "
+        where = f"{t['threads']} thr." if isinstance(t['threads'], int) else t['threads']   # CPU threads, or the GPU
+        print(f"| {e['name']} | {e['size']} | {t['minutes']} ({where}) | {t['img_s']} | {t['images'] // 1000}k | "
               + ' | '.join(f"{cell(e, f, 'evaluator')} / {cell(e, f, 'judge2')}" for f in FILES)
               + f" | {e['files']['heldout.json']['grain']} | {e['files']['heldout.json']['floor_colour']} | **{e['score']:.3f}** |")
     for name in dict.fromkeys(e['name'] for e in log):   # in table order   # a recipe with more training seeds: the mean over them, per file and judge

@@ -26,11 +26,13 @@ ARCH_MODELS = {  # model arguments of each architecture at each preset, for rows
     'cpu':         dict(contextunet=dict(n_feat=64), unet2d=PRESETS['cpu']['model']),
     'cpu64':       dict(contextunet=dict(n_feat=64), unet2d=PRESETS['cpu64']['model']),
     'cpu_v1':      dict(contextunet=dict(n_feat=64), unet2d=PRESETS['cpu_v1']['model']),
+    'gpu':         dict(contextunet=dict(n_feat=64), unet2d=PRESETS['gpu']['model']),
+    'gpu64':       dict(contextunet=dict(n_feat=64), unet2d=PRESETS['gpu64']['model']),
     'contextunet': dict(contextunet=_CONTEXTUNET_A, unet2d=_UNET2D_B),
     'unet2d':      dict(contextunet=_CONTEXTUNET_A, unet2d=_UNET2D_B),
     'best':        dict(contextunet=_CONTEXTUNET_A, unet2d=PRESETS['best']['model'])}
 
-GAN_FOR_PRESET = dict(tiny='tiny', cpu='cpu', cpu64='cpu64', cpu_v1='cpu', contextunet='report', unet2d='report', best='report')  # GAN preset of a DDPM preset
+GAN_FOR_PRESET = dict(tiny='tiny', cpu='cpu', cpu64='cpu64', cpu_v1='cpu', gpu='cpu', gpu64='cpu64', contextunet='report', unet2d='report', best='report')  # GAN preset of a DDPM preset
 
 def _row(name, train=None, sample=None, report='—', source='', gan=False):
     "One table row: config changes for training and sampling, and the report's number with its source."

@@ -71,6 +71,11 @@ PRESETS = dict(
               lr=1e-4, warmup=1000, weight_decay=1e-2, ema=0.9999, compile=True, sample_every=10_000,
               _about='GPU: UNet2D ~100M, v-prediction, min-SNR 5, warm-up + cosine, EMA 0.9999, bf16'))
 
+_GPU_RECIPE = dict(_CPU_RECIPE, batch_size=512, lr=2e-3, warmup=400, steps=2000, t_logit=[-1.0, 1.5], compile=True, ckpt_every=500, sample_every=0)
+PRESETS |= dict(   # the cpu and cpu64 networks on a GPU: batch 512 and torch.compile fill it (small networks are launch-bound); bench/gpu_recipe.py
+    gpu=dict(_GPU_RECIPE, model=PRESETS['cpu']['model'], _about='the cpu network on a GPU at batch 512, compiled: 2000 steps, about 2 minutes alone on an H200'),
+    gpu64=dict(_GPU_RECIPE, model=PRESETS['cpu64']['model'], size=64, _about='gpu at 64x64 natively (4x4 patches, the same cost per step)'))
+
 # %% ../nbs/03_train.ipynb 18
 def preset_config(base, presets, preset, overrides, kind=''):
     "`base` updated by `presets[preset]` and by `key=value` overrides (`model.x` reaches into the model dict); `kind` names the family in errors."

@@ -102,3 +102,15 @@ def test_the_patch_grid_table_is_the_one_the_bench_wrote():
     for name, r in rows.items():
         assert f"| {name} | {r['inside']:.4f} | {r['across']:.4f} | {r['ratio']:.3f} | {r['grain']:.3g} |" in docs, name
     assert all(abs(r['ratio'] - rows['renders']['ratio']) < 0.03 for r in rows.values())
+
+def test_the_gpu_recipe_table_is_the_one_the_bench_wrote():
+    "Each run of results/gpu_recipe.json (bench/gpu_recipe.py, one H200 session) is in docs/results.md as the script printed it, snapshots too."
+    import sys
+    sys.path.insert(0, str(ROOT / 'bench'))
+    from gpu_recipe import row
+    res = json.loads((ROOT / 'results' / 'gpu_recipe.json').read_text())
+    docs = (ROOT / 'docs' / 'results.md').read_text()
+    assert {r['name'] for r in res['runs']} == {'gpu', 'gpu64', 'contextunet', 'unet2d'}
+    for rec in res['runs']:
+        assert row(rec) in docs, row(rec)
+        for e in rec.get('curve', []): assert row(rec, e) in docs, row(rec, e)
