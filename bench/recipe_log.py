@@ -40,6 +40,9 @@ RECIPES = [   # name, what it changes against the cpu preset (the uniform-step r
            'fit30/b32', EPYC_AVX2),
     scored('cpu, --fit 30, batch 16', 'the same with batch_size=16, lr=1e-3, warmup=800',
            'fit30/b16', EPYC_AVX2),
+    scored('cpu, --fit 30, narrow, batch 32', 'a narrower network, channels [48, 96, 96] with GroupNorm groups 16 (3.1M parameters against 5.5M), '
+           'at batch_size=32, lr=1.41e-3, warmup=400, fitted to 30 minutes (--fit 30, steps 5-20 timed: 4567 steps) of this session\'s CPU, another than the rows above',
+           'fit30/narrow32', f'{AVX512}; pytest and notebook tests ran beside it for about 10 of its minutes'),
     dict(name='gpu, H200', changes='the gpu preset: the cpu network at batch 512 (lr 2e-3, warm-up 400), compiled, fitted to 4.5 minutes of an H200 shared with three '
          'other training runs: 1967 steps, 2.6x the images of the cpu preset in a third of its updates; its exported fp16 checkpoint, scored on a CPU',
          run='gpu/gpu/gpu', summary='gpu/gpu/gpu/eval_cpu/summary.json', threads='H200, shared', machine=H200_SHARED),

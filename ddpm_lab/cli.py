@@ -152,7 +152,7 @@ def build_parser():
     p.add_argument('--out', required=True, help='run folder: checkpoint, samples, loss curve, log')
     p.add_argument('--resume', action='store_true', help='continue exactly from OUT/ckpt.pt if it exists')
     p.add_argument('--minutes', type=minutes, default=None, help='stop (with a checkpoint) after this many minutes; resume later')
-    p.add_argument('--fit', type=minutes, default=None, metavar='MINUTES', help='set the step count so that the whole schedule ends after MINUTES on this machine (times steps 5-20)')
+    p.add_argument('--fit', type=minutes, default=None, metavar='MINUTES', help='set the step count so that the whole schedule ends after MINUTES on this machine (times steps 5-20, then again up to a tenth of the run)')
     p.add_argument('--seed', type=natural, default=None, help='override the preset seed')
     p.add_argument('--set', nargs='*', metavar='KEY=VALUE', help='override preset fields, e.g. --set lr=2e-4 steps=5000 model.channels=[32,64]')
     _device_arg(p)

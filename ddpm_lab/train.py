@@ -455,15 +455,19 @@ class Checkpoints(Callback):
         if r.lead: save_run(r)
 
 class FitSteps(Callback):
-    "Time `probe` = (untimed, timed) first steps, then set cfg['steps'] so the whole schedule ends `minutes` after the loop began."
-    def __init__(self, r, minutes, probe, bar): self.minutes, self.probe, self.bar, self.start, self.t_start, self.t_probe = minutes, probe, bar, r.step, time.time(), None
+    "Time `probe` = (untimed, timed) first steps and set cfg['steps'] so the whole schedule ends `minutes` after the loop began; then time the steps from there to a tenth of that length (at least twice the probe) and set it once more."
+    def __init__(self, r, minutes, probe, bar):
+        self.minutes, self.bar, self.t_start, self.fits_left = minutes, bar, time.time(), 2
+        self.begin, self.end = r.step + probe[0], r.step + sum(probe)   # timed: the steps after begin, up to end
     def after_step(self, r):
-        if r.step == self.start + self.probe[0]: self.t_probe = time.time()   # the first steps untimed: one-off costs
-        if r.step != self.start + sum(self.probe): return
-        secs = time.time() - self.t_probe
-        r.cfg['steps'] = _agree(fitted_steps(r.step, self.probe[1], secs, self.minutes - (time.time() - self.t_start) / 60), r.world, r.dev)
-        self.bar.total = r.cfg['steps']; self.bar.refresh()
-        if r.lead: print(f"\nfit: steps {r.step - self.probe[1]}-{r.step} took {secs:.1f} s, so {r.cfg['steps']} steps fill {self.minutes:g} minutes", flush=True)
+        if r.step == self.begin: self.t_begin = time.time()   # the steps before are untimed: one-off costs
+        if r.step != self.end: return
+        secs, timed = time.time() - self.t_begin, r.step - self.begin
+        r.cfg['steps'] = _agree(fitted_steps(r.step, timed, secs, self.minutes - (time.time() - self.t_start) / 60), r.world, r.dev)
+        self.bar.total = r.cfg['steps']; self.bar.refresh(); self.fits_left -= 1
+        if r.lead: print(f"\nfit: steps {self.begin}-{r.step} took {secs:.1f} s, so {r.cfg['steps']} steps fill {self.minutes:g} minutes", flush=True)
+        self.begin, self.t_begin = r.step, time.time()
+        self.end = max(r.step + 2 * timed, r.cfg['steps'] // 10) if self.fits_left else None
 
 # %% ../nbs/03_train.ipynb 44
 def _announce(r):

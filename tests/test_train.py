@@ -91,8 +91,18 @@ def test_auto_precision_follows_the_measurement(tmp_path, monkeypatch, speedup, 
     assert T.fast_path(get_config('tiny', channels_last=True), torch.device('cpu')) == (chosen[0], True)   # a forced layout stays
 
 
-def test_fit_sets_the_length_once_and_resume_keeps_it(tmp_path, monkeypatch):
-    "fit times steps 5-20 and fixes the step count there; a resumed run keeps that count."
+def test_fit_times_again_from_step_20_to_a_tenth_of_the_length(tmp_path, monkeypatch):
+    "The first fit times steps 5-20; the second times from there to a tenth of its length (at least twice 15 steps), once."
+    calls = []
+    def fake(done, timed, seconds, minutes): calls.append((done, timed)); return 400 if len(calls) == 1 else 90
+    monkeypatch.setattr(T, 'fitted_steps', fake)
+    res = train(get_config('tiny', steps=10**6), out=tmp_path, fit=0.5)
+    assert calls == [(20, 15), (50, 30)] and res['finished'] and res['step'] == 90
+    assert load_checkpoint(tmp_path / 'ckpt.pt')['config']['steps'] == 90
+
+
+def test_fit_sets_the_length_and_resume_keeps_it(tmp_path, monkeypatch):
+    "fit times steps 5-20 and sets the step count there (37: the second timing would end at step 50, past the run); a resumed run keeps that count."
     monkeypatch.setattr(T, 'fitted_steps', lambda *a: 37)   # timing-free
     part = train(get_config('tiny'), out=tmp_path, fit=0.5, until=30)
     assert not part['finished'] and load_checkpoint(tmp_path / 'ckpt.pt')['config']['steps'] == 37
