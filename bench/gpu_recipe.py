@@ -124,7 +124,7 @@ def summarise(ckpt, out, seeds):
 
 def evaluate_all(recs, workers, deadline):
     "Score the final checkpoints (seeds 0-4) and the snapshots (seed 0) in `workers` processes, stopping at `deadline` (time.time())."
-    jobs, scored = [], []   # (ckpt, seeds, eval folder, record it belongs to, images seen)
+    jobs = []   # (ckpt, seeds, eval folder, record it belongs to, images seen)
     for rec in recs:
         if 'error' in rec: continue
         out = Path(rec['out'])

@@ -17,7 +17,7 @@ AVX512 = '2-core AMD EPYC (AVX-512 BF16), two threads'
 XEON = '2-core Intel Xeon (AMX BF16), two threads'
 XEON_1 = '2-core Intel Xeon (AMX BF16), one thread'
 EPYC_AVX2 = '2-core AMD EPYC (AVX2 only), two threads, alone'
-H200_SHARED = 'one NVIDIA H200 (bf16, torch.compile), shared with three other training runs (bench/gpu_recipe.py); scored on the AVX2-only EPYC'
+H200_SHARED = 'one NVIDIA H200 (bf16, torch.compile), shared with three other training runs (bench/gpu_recipe.py); scored on a 2-core AMD EPYC (AVX-512 BF16)'
 EPYC_AVX2_PAUSED = '2-core AMD EPYC (AVX2 only), two threads (one for the first 56 steps), paused while tests ran'
 
 def scored(name, changes, folder, machine, threads=2):
