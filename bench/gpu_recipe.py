@@ -12,6 +12,13 @@ Usage: python bench/gpu_recipe.py [--minutes 4.5] [--budget SECONDS] [--runs gpu
 """
 import argparse, json, multiprocessing as mp, platform, shutil, subprocess, sys, time, traceback
 from pathlib import Path
+import torch   # importing does not start CUDA: start_mps still comes first
+from ddpm_lab.data import DATA_DIR
+from ddpm_lab.evaluation import EVAL_FILES, REF_SEED, evaluate, evaluate_seeds, reference
+from ddpm_lab.pipeline import export_checkpoint, load_checkpoint, make_model
+from ddpm_lab.train import Callback, get_config, save_run, train, training_data
+from ddpm_lab.unet import n_params
+from recipe_log import lower_judge
 
 RUNS = {'gpu': ('gpu', True, {}), 'gpu64': ('gpu64', True, {}),   # name: (preset, fitted to the minutes?, overrides)
         'contextunet': ('contextunet', False, {}), 'unet2d': ('unet2d', False, {})}
@@ -20,17 +27,12 @@ SEEDS = (0, 1, 2, 3, 4)
 
 
 def _config(spec):
-    from ddpm_lab.train import get_config
     preset, fitted, overrides = spec
     return get_config(preset, **overrides), fitted
 
 
 def prepare(specs):
     "Render (or find in the cache) every training set and the evaluation references before the GPU work starts."
-    from ddpm_lab.train import training_data
-    from ddpm_lab.evaluation import reference, REF_SEED
-    from ddpm_lab.data import DATA_DIR
-    from ddpm_lab.evaluation import EVAL_FILES
     t0, sizes = time.time(), set()
     for spec in specs:
         cfg, _ = _config(spec)
@@ -52,21 +54,17 @@ def start_mps():
         return f'failed ({type(e).__name__}), stopped'
 
 
-class Snapshots:
-    "A train callback: every `every` seconds, the weights as an exported checkpoint snap<step>.pt (accuracy against images seen)."
+class Snapshots(Callback):
+    "Every `every` seconds, the weights as an exported checkpoint snap<step>.pt (accuracy against images seen)."
     def __init__(self, every, out): self.every, self.out, self.next = every, Path(out), time.time() + every
     def after_step(self, r):
-        from ddpm_lab.train import save_run
-        from ddpm_lab.pipeline import export_checkpoint
         if time.time() < self.next: return
         self.next += self.every
         save_run(r); export_checkpoint(r.ckpt, self.out/f'snap{r.step}.pt', half=False)
-    def after_fit(self, r): pass
 
 
 def measured(out):
     "The config a finished run ended with (its checkpoint's: fitted steps, resolved precision) and its img/s (the mean over the second half of its log)."
-    from ddpm_lab.pipeline import load_checkpoint
     log = out/'log.jsonl'
     log = [json.loads(l) for l in log.read_text().splitlines()] if log.is_file() else []   # none before log_every steps
     late = [r['img_s'] for r in log[len(log) // 2:]] or [0.]
@@ -75,11 +73,7 @@ def measured(out):
 
 def train_run(name, spec, out, minutes, snapshots):
     "One training process: the run's record (steps, images, seconds, img/s, snapshots), or its error."
-    import torch
     torch.set_num_threads(2)
-    from ddpm_lab.train import train
-    from ddpm_lab.unet import n_params
-    from ddpm_lab.pipeline import make_model
     cfg, fitted = _config(spec)
     out, t0, rec = Path(out)/name, time.time(), dict(name=name, preset=spec[0], fitted=fitted, overrides=spec[2], minutes=minutes)
     rec['params'] = n_params(make_model(cfg))
@@ -94,7 +88,7 @@ def train_run(name, spec, out, minutes, snapshots):
             out = out.with_name(name + '_eager'); cfg['compile'] = False
             res = train(cfg, out=out, **dict(kw, fit=left) if fitted else dict(kw, minutes=left))
         m = measured(out)
-        rec.update(out=str(out), steps=res['step'], finished=res['finished'], images=res['step'] * cfg['batch_size'],
+        rec.update(out=str(out), config_batch=cfg['batch_size'], steps=res['step'], finished=res['finished'], images=res['step'] * cfg['batch_size'],
                    train_s=round(time.time() - t0, 1), img_s=round(m['img_s'], 1), amp=m['config']['amp'], compile=m['config']['compile'],
                    scheduled_steps=m['config']['steps'], final_loss=sum(res['losses'][-50:]) / len(res['losses'][-50:]),
                    snapshots=sorted(int(p.stem[4:]) for p in out.glob('snap*.pt')))
@@ -105,16 +99,13 @@ def train_run(name, spec, out, minutes, snapshots):
 
 def eval_task(ckpt, seed, out):
     "One sampling seed of one checkpoint under both judges (evaluate writes out/results.json); None, or the error."
-    import torch
     torch.set_num_threads(2)
-    from ddpm_lab.evaluation import evaluate
     try: evaluate(ckpt, seed=seed, out=out); return None
     except Exception: return f'{ckpt} seed {seed}: ' + traceback.format_exc()[-1500:]
 
 
 def summarise(ckpt, out, seeds):
     "The mean and spread over the seeds that finished (reused from their folders, nothing sampled again)."
-    from ddpm_lab.evaluation import evaluate_seeds
     done = [s for s in seeds if (Path(out)/f'seed{s}'/'results.json').is_file()]
     if not done: return None
     s = evaluate_seeds(str(ckpt), done, out=str(out), device="cpu")   # str, as eval_task gave it: the name evaluate records
@@ -157,7 +148,7 @@ def row(rec, e=None):
     if not e: return f"| {rec['name']} | {rec.get('error', 'not scored').strip().splitlines()[-1][:120]} |"
     f = e['files']
     acc = ' | '.join(f"{f[k]['evaluator']:.3f} / {f[k]['judge2']:.3f}" for k in f)
-    low = sum(min(f[k]['evaluator'], f[k]['judge2']) for k in ('heldout.json', 'novel.json') if k in f) / 2
+    low = lower_judge(lambda k, j: f[k][j])
     name, minutes = (rec['name'], f"{rec['train_s'] / 60:.1f}") if final else (f"{rec['name']}, snapshot", '')
     return (f"| {name} | {rec['params'] / 1e6:.1f}M | {e['images'] // rec['config_batch']} | {e['images'] / 1e6:.2f}M | {minutes} | "
             f"{rec['img_s']:.0f} | {acc} | {low:.3f} | {len(e['seeds'])} |")
@@ -178,14 +169,11 @@ def main():
     t0, specs = time.time(), TINY if a.tiny else {n: RUNS[n] for n in a.runs}
     if a.tiny: a.minutes, a.eval_minutes, a.workers, a.json = min(a.minutes, 1.0), min(a.eval_minutes, 4), 2, str(Path(a.out)/'gpu_recipe.json')
     mps = start_mps() if shutil.which('nvidia-smi') and len(specs) > 1 else 'not used'   # before this process touches CUDA
-    import torch
     prepare(specs.values())
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or 'cpu'
     print(f'{gpu}, torch {torch.__version__}, MPS {mps}; training {list(specs)} for {a.minutes} minutes side by side', flush=True)
     with mp.get_context('spawn').Pool(len(specs)) as pool:
         recs = pool.starmap(train_run, [(n, s, a.out, a.minutes, a.snapshots) for n, s in specs.items()])
-    for rec in recs:
-        if 'error' not in rec: rec['config_batch'] = _config(specs[rec['name']])[0]['batch_size']
     t_eval = time.time()
     errors = evaluate_all(recs, a.workers, min(t_eval + 60 * a.eval_minutes, t0 + (a.budget or 1e9) - 20))
     result = dict(command=' '.join(['python bench/gpu_recipe.py'] + sys.argv[1:]), device=gpu, torch=torch.__version__, mps=mps,

@@ -79,6 +79,11 @@ FILES = ('test.json', 'new_test.json', 'heldout.json', 'novel.json')
 OURS = ('heldout.json', 'novel.json')
 
 
+def lower_judge(mean):
+    "The score recipes are chosen on: the lower of the two judges' means over our own lists; mean(file, judge) -> accuracy."
+    return min(sum(mean(f, j) for f in OURS) / len(OURS) for j in ('evaluator', 'judge2'))
+
+
 def training(run):
     "Minutes, mean images/s, steps and images seen of a run folder, from its log.jsonl (logged every 50 steps; the exact step count from its ckpt.pt when there is one)."
     log = [json.loads(l) for l in (Path(run) / 'log.jsonl').read_text().splitlines()]
@@ -99,7 +104,7 @@ def entry(recipe, runs):
     judged = lambda f, j: dict(mean=round(summ['files'][f][j]['mean'], 4), std=round(summ['files'][f][j]['std'], 4))
     files = {f: dict(evaluator=judged(f, 'accuracy'), judge2=judged(f, 'judge2'), grain=round(summ['files'][f]['grain']['mean'], 2),
                      floor_colour=round(summ['files'][f]['saturation']['mean'], 2)) for f in FILES}
-    lower = min(sum(files[f][j]['mean'] for f in OURS) / len(OURS) for j in ('evaluator', 'judge2'))
+    lower = lower_judge(lambda f, j: files[f][j]['mean'])
     return dict(name=recipe['name'], changes=recipe['changes'], training=train, training_seeds=1, size=summ['size'],
                 sampling={k: summ[k] for k in ('sampler', 'steps', 'w')}, seeds=summ['seeds'], files=files, score=round(lower, 4))
 
