@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import matplotlib.pyplot as plt
 from tqdm.auto import tqdm
-from .schedule import gaussian_posterior, check_pred
+from .schedule import gaussian_posterior, check_pred, edm_scale
 from .pipeline import Pipeline, load_pipeline
 from .train import Callback
 from .data import DATA_DIR, LABELS, COLORS, SHAPES, encode, read_labels, save_grid, to_uint8, hash_uniform, atomic_write, check_out_dir, check_choice
@@ -61,8 +61,9 @@ class Oracle(nn.Module):
     def forward(self, x, t, c):
         t_idx = (t * self.schedule.T).round().long() - 1
         ab = self.schedule.at(self.schedule.alpha_bar, t_idx, x.double())
-        x0 = self.x0_mean(x.double(), ab, c)
-        eps = (x.double() - ab.sqrt() * x0) / (1 - ab).sqrt()
+        xt = x.double() * edm_scale(ab) if self.pred == 'edm' else x.double()   # undo the network's input scaling
+        x0 = self.x0_mean(xt, ab, c)
+        eps = (xt - ab.sqrt() * x0) / (1 - ab).sqrt()
         return self.schedule.target(self.pred, x0, eps, t_idx).to(x.dtype)
 
 class GaussianOracle(Oracle):
@@ -144,7 +145,7 @@ def _sample_batch(net, schedule, cond, sampler, steps, eta, pred, noise, snap_at
     snaps, prev, abar = dict(t=[], xt=[], x0=[]), None, schedule.alpha_bar.tolist() + [1.0]   # abar[-1]: clean data
     for i, t in enumerate(ts):
         ab_t, ab_s = abar[t], abar[ts[i + 1] if i + 1 < steps else -1]
-        out = net(x, schedule.model_time(torch.full((B,), t, device=dev)), cond).float()
+        out = net(schedule.model_input(pred, x, t), schedule.model_time(torch.full((B,), t, device=dev)), cond).float()
         x0 = schedule.to_eps_x0(pred, out, x, t)[1]
         if clip: x0 = x0.clamp(-1, 1)
         if i in snap_at: snaps['t'].append(t); snaps['xt'].append(x.cpu()); snaps['x0'].append(x0.cpu())
@@ -176,7 +177,7 @@ def sample(pipe:Pipeline, # the network with its schedule, prediction target, si
     schedule, pred, size = pipe.schedule, pipe.pred, pipe.size
     check_sampler(sampler); check_cond(cond, pipe.net); check_guidance(w, sampler, eta, interval, ramp); check_steps(steps, schedule.T)
     if pred == 'eps' and schedule.alpha_bar[-1] == 0:
-        raise ValueError("a zero-terminal-SNR schedule needs pred='v' or 'x0': an eps prediction says nothing about x0 at alpha_bar=0")
+        raise ValueError("a zero-terminal-SNR schedule needs pred='v', 'x0' or 'edm': an eps prediction says nothing about x0 at alpha_bar=0")
     net, cond = cfg_model(pipe.net, w, interval, ramp), cond.float()
     snap_at = set(torch.linspace(0, steps - 1, keep).round().long().tolist()) if keep else ()
     parts, starts = [], range(0, len(cond), batch_size)

@@ -125,6 +125,7 @@ def describe_preset(name):
 def min_snr_weight(snr, gamma, pred):
     "Per-sample loss weight of min-SNR-gamma for a prediction target."
     capped = snr.clamp(max=gamma)
+    if pred == 'edm': raise ValueError("min_snr is not defined for pred='edm': its preconditioning already weighs every noise level alike")
     return {'eps': capped / snr, 'x0': capped, 'v': (capped + 1) / (snr + 1)}[pred]
 
 def training_steps(n, T, logit, g, device):
@@ -140,7 +141,7 @@ def diffusion_loss(model, sched, x0, c, cfg, g):
     noise = torch.randn(x0.shape, generator=g, device=x0.device)
     keep = torch.rand(B, generator=g, device=x0.device) >= cfg['p_uncond']
     xt = sched.q_sample(x0, t, noise)
-    out = model(xt, sched.model_time(t), c * keep[:, None])
+    out = model(sched.model_input(cfg['pred'], xt, t), sched.model_time(t), c * keep[:, None])
     err = (out.float() - sched.target(cfg['pred'], x0, noise, t)).pow(2).mean((1, 2, 3))
     if cfg['min_snr']: err = err * min_snr_weight(sched.snr(t).float(), cfg['min_snr'], cfg['pred'])
     return err.mean()

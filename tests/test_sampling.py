@@ -54,7 +54,7 @@ def test_unknown_prediction_type():
 
 def test_eps_refused_on_zero_terminal_snr():
     sz = Schedule.from_name('linear', 50, zero_snr=True)
-    with pytest.raises(ValueError, match="needs pred='v' or 'x0'"):
+    with pytest.raises(ValueError, match="needs pred='v', 'x0' or 'edm'"):
         run(schedule=sz, model=GaussianOracle(sz), pred='eps')
     run(schedule=sz, model=GaussianOracle(sz, pred='v'), pred='v')  # v works
 
