@@ -18,6 +18,7 @@ XEON = '2-core Intel Xeon (AMX BF16), two threads'
 XEON_1 = '2-core Intel Xeon (AMX BF16), one thread'
 EPYC_AVX2 = '2-core AMD EPYC (AVX2 only), two threads, alone'
 H200_SHARED = 'one NVIDIA H200 (bf16, torch.compile), shared with three other training runs (bench/gpu_recipe.py); scored on a 2-core AMD EPYC (AVX-512 BF16)'
+H200_ALONE = 'one NVIDIA H200 alone (bf16, torch.compile; bench/gpu_recipe.py --runs gpu); scored on a 2-core AMD EPYC (AVX-512 BF16)'
 EPYC_AVX2_PAUSED = '2-core AMD EPYC (AVX2 only), two threads (one for the first 56 steps), paused while tests ran'
 
 def scored(name, changes, folder, machine, threads=2):
@@ -43,11 +44,20 @@ RECIPES = [   # name, what it changes against the cpu preset (the uniform-step r
     scored('cpu, --fit 30, narrow, batch 32', 'a narrower network, channels [48, 96, 96] with GroupNorm groups 16 (3.1M parameters against 5.5M), '
            'at batch_size=32, lr=1.41e-3, warmup=400, fitted to 30 minutes (--fit 30, steps 5-20 timed: 4567 steps) of this session\'s CPU, another than the rows above',
            'fit30/narrow32', f'{AVX512}; pytest and notebook tests ran beside it for about 10 of its minutes'),
+    scored('cpu, --fit 30, two-pass fit', 'the student\'s command (--fit 30) on this session\'s AVX-512 EPYC with the two-pass fit: steps 5-20 gave '
+           '4344 steps, steps 20-434 gave 3805 (they ran 1.15x slower than the probe)', 'fit30ab/base', f'{AVX512}; short notebook and unit tests beside it (a few minutes in all)'),
+    scored('cpu, --fit 30, EDM preconditioning', "pred='edm' (Karras et al. 2022, sigma_data 0.5: the network sees x_t / D and predicts F, "
+           "x0 = sigma_d^2 a x_t / D^2 + s sigma_d F / D; v-prediction is the same with sigma_d = 1) and EDM's uniform loss on F (min_snr off), "
+           "at the row above's 3805 steps (steps=3805, not fitted), on the same CPU",
+           'fit30ab/edm', f'{AVX512}; unit and notebook tests beside it for part of its minutes'),
     dict(name='gpu, H200', changes='the gpu preset: the cpu network at batch 512 (lr 2e-3, warm-up 400), compiled, fitted to 4.5 minutes of an H200 shared with three '
          'other training runs: 1967 steps, 2.6x the images of the cpu preset in a third of its updates; its exported fp16 checkpoint, scored on a CPU',
          run='gpu/gpu/gpu', summary='gpu/gpu/gpu/eval_cpu/summary.json', threads='H200, shared', machine=H200_SHARED),
     dict(name='gpu64, H200', changes='the same at 64x64 natively (the gpu64 preset: 4x4 patches), beside it on the same GPU: 2003 steps',
          run='gpu/gpu/gpu64', summary='gpu/gpu/gpu64/eval_cpu/summary.json', threads='H200, shared', machine=H200_SHARED),
+    dict(name='gpu, H200 alone', changes='the gpu preset alone on an H200, fitted to 6 minutes: 8952 steps of 512 (4.6M images, 4.6x the updates of the '
+         'shared run above); its exported fp16 checkpoint, scored on a CPU',
+         run='gpu_alone/run', summary='gpu_alone/eval_cpu/summary.json', threads='H200, alone', machine=H200_ALONE),
     scored('cpu, t_logit [-1.5, 1.5]', 'a still stronger shift, t_logit=[-1.5, 1.5]: 61% of the training steps in the nearly clean quarter (t/T < 0.25) against 47%',
            'shift15', f'{XEON_1}, beside another training run and two CI runs', threads=1),
     scored('cpu, t_logit [-0.5, 1.5]', 'a milder shift, t_logit=[-0.5, 1.5]: the preset shipped in f1eb09c (git history)',

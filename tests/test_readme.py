@@ -1,5 +1,6 @@
 "The README's headline numbers are the committed results file's, not hand-copied ones."
 import json
+import pytest
 from pathlib import Path
 from ddpm_lab.evaluation import EVAL_FILES
 from ddpm_lab.pipeline import SAMPLING_DEFAULTS
@@ -103,14 +104,15 @@ def test_the_patch_grid_table_is_the_one_the_bench_wrote():
         assert f"| {name} | {r['inside']:.4f} | {r['across']:.4f} | {r['ratio']:.3f} | {r['grain']:.3g} |" in docs, name
     assert all(abs(r['ratio'] - rows['renders']['ratio']) < 0.03 for r in rows.values())
 
-def test_the_gpu_recipe_table_is_the_one_the_bench_wrote():
-    "Each run of results/gpu_recipe.json (bench/gpu_recipe.py, one H200 session) is in docs/results.md as the script printed it, snapshots too."
+@pytest.mark.parametrize('name, runs', [('gpu_recipe', {'gpu', 'gpu64', 'contextunet', 'unet2d'}), ('gpu_alone', {'gpu'})])
+def test_the_gpu_recipe_table_is_the_one_the_bench_wrote(name, runs):
+    "Each run of results/gpu_recipe.json and gpu_alone.json (bench/gpu_recipe.py, two H200 leases) is in docs/results.md as the script printed it, snapshots too."
     import sys
     sys.path.insert(0, str(ROOT / 'bench'))
     from gpu_recipe import row
-    res = json.loads((ROOT / 'results' / 'gpu_recipe.json').read_text())
+    res = json.loads((ROOT / 'results' / f'{name}.json').read_text())
     docs = (ROOT / 'docs' / 'results.md').read_text()
-    assert {r['name'] for r in res['runs']} == {'gpu', 'gpu64', 'contextunet', 'unet2d'}
+    assert {r['name'] for r in res['runs']} == runs
     for rec in res['runs']:
         assert row(rec) in docs, row(rec)
         for e in rec.get('curve', []): assert row(rec, e) in docs, row(rec, e)

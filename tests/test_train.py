@@ -14,8 +14,10 @@ def _high_freq(x):
     return ((x[..., 1:, :] - x[..., :-1, :]).abs().mean() + (x[..., :, 1:] - x[..., :, :-1]).abs().mean()).item() / 2
 
 
-def test_tiny_learns_and_samples_are_not_noise(tmp_path):
-    res = train(get_config('tiny'), out=tmp_path)
+@pytest.mark.parametrize('overrides', [{}, dict(pred='edm')])
+def test_tiny_learns_and_samples_are_not_noise(tmp_path, overrides):
+    "The tiny preset (eps-prediction), and with EDM's preconditioning (pred='edm': scaled input, mixed target), learns smooth scenes."
+    res = train(get_config('tiny', **overrides), out=tmp_path)
     L = torch.tensor(res['losses'])
     assert res['finished'] and res['step'] == 300
     assert L[-30:].mean() < 0.4 * L[:10].mean(), (L[:10].mean(), L[-30:].mean())
@@ -26,6 +28,11 @@ def test_tiny_learns_and_samples_are_not_noise(tmp_path):
     data = imgs[:16].float() / 127.5 - 1
     assert _high_freq(x) < 0.5 * _high_freq(noise)  # smooth images, not noise
     assert abs(x.mean() - data.mean()) < 0.25       # a gray floor, like the data
+
+
+def test_edm_refuses_min_snr_weighting():
+    with pytest.raises(ValueError, match="min_snr=5.0 with pred='edm': set min_snr=null"): get_config('cpu', pred='edm')
+    assert get_config('cpu', pred='edm', min_snr=None)['pred'] == 'edm'
 
 
 def test_resume_equals_uninterrupted(tmp_path):
