@@ -36,9 +36,10 @@ def run(pipe, cond, seed, w_of_t, cfgpp=False, sigma=0., restart=None, steps=50)
             ab_t, ab_s = abar[t], abar[ts[i + 1] if i + 1 < len(ts) else -1]
             tt = sch.model_time(torch.full((B,), t))
             w = w_of_t(tt[0].item())
-            if w == 0: out = pipe.net(x, tt, cond).float(); eps_u = None
+            xin = sch.model_input(pipe.pred, x, t)   # what the network sees (x_t, or x_t / D for pred='edm')
+            if w == 0: out = pipe.net(xin, tt, cond).float(); eps_u = None
             else:
-                out_c, out_u = pipe.net(torch.cat([x, x]), torch.cat([tt, tt]), torch.cat([cond, torch.zeros_like(cond)])).float().chunk(2)
+                out_c, out_u = pipe.net(torch.cat([xin, xin]), torch.cat([tt, tt]), torch.cat([cond, torch.zeros_like(cond)])).float().chunk(2)
                 d = out_c - out_u
                 if sigma: d = gaussian_blur(d, 2 * round(2 * sigma) + 1, sigma)
                 out = out_c + w * d

@@ -63,7 +63,7 @@ SAMPLING_DEFAULTS = dict(sampler='ddpm', steps=50, w=3., ramp=False)   # the set
 @dataclass
 class Pipeline:
     "A network with everything sampling needs: its schedule, its prediction target, its image size, its recommended sampler settings."
-    net: nn.Module                # called as net(x, t, c); in eval mode
+    net: nn.Module                # called as net(schedule.model_input(pred, x_t, t_idx), schedule.model_time(t_idx), c); in eval mode
     schedule: Schedule            # the noise schedule it was trained with
     pred: str = 'eps'             # what it predicts: 'eps', 'x0' or 'v'
     size: int = 64                # image height = width
