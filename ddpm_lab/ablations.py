@@ -132,9 +132,10 @@ def _find_row(t, name):
 
 # %% ../nbs/07_ablations.ipynb 14
 def machine():
-    "One line describing the device the sweep runs on."
+    "One line describing the device the sweep runs on; for a CPU its widest vector unit too, since a run's minutes differ by it."
     if torch.cuda.is_available(): return f'{torch.cuda.get_device_name()} (CUDA), torch {torch.__version__}'
-    return f'{platform.machine()} CPU ({os.cpu_count()} cores, torch using {torch.get_num_threads()}), torch {torch.__version__}'
+    return (f'{platform.machine()} CPU, {torch.backends.cpu.get_cpu_capability()} ({os.cpu_count()} cores, '
+            f'torch using {torch.get_num_threads()}), torch {torch.__version__}')
 
 def _write_json(path, obj, indent=1):
     "Write `obj` as JSON atomically (data.atomic_write), so a crash leaves the old file whole."

@@ -23,7 +23,8 @@ def test_guidance_sweep_end_to_end_and_resume(tmp_path, monkeypatch):
     on_disk = json.loads(results_path('guidance', 'tiny', results).read_text())
     assert on_disk == recs
     for r in recs:
-        assert r['train_steps'] == 300 and r['sampler'] == 'ddim' and r['steps'] == 10 and r['machine'] and r['date']
+        assert r['train_steps'] == 300 and r['sampler'] == 'ddim' and r['steps'] == 10 and r['date']
+        assert torch.cuda.is_available() or f'CPU, {torch.backends.cpu.get_cpu_capability()} (' in r['machine']   # minutes differ by vector unit
         for f in ('test', 'new_test'):
             assert 0 <= r[f] <= 1 and 0 < r[f'{f}_ceiling'] <= 1 and r[f'{f}_rel'] == pytest.approx(r[f] / r[f'{f}_ceiling'])
             assert r[f'{f}_fd'] > 0
