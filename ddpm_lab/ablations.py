@@ -250,6 +250,14 @@ def _evaluate_once(ckpt, evaluator, ev_id, sampling, seed, run, device='auto'):
     _write_json(saved, res)
     return res
 
+def _scored_elsewhere(results, table, preset, key, seed, sampling, ev_id, budget):
+    "A scored record of another table's results file for the same run, seed, sampling, evaluator and budget (None when there is none)."
+    for other in TABLES:
+        if other == table: continue
+        for r in read_results(results_path(other, preset, results)):
+            if 'diverged' not in r and [r[k] for k in ('run', 'seed', 'sampler', 'steps', 'w', 'evaluator', 'budget')] == [key, seed, *sampling, ev_id, budget]:
+                return r
+
 def ablate(table,              # a name in TABLES
            preset='cpu',       # training preset the rows change (see ddpm_lab.train.PRESETS)
            seeds=3,            # seed indices 0..seeds-1 (training seed = preset seed + index; sampling seed = index)
@@ -273,6 +281,9 @@ def ablate(table,              # a name in TABLES
             if row['gan'] and evaluator is not None and 'evaluator' not in row['train']: cfg['evaluator'] = str(evaluator)   # the GAN learns from the classifier that scores it
             sampling = _sampling(row, cfg, sampler, steps, w)
             if any(_same(r, row, seed, key, sampling, ev_id) for r in read_results(path)): continue
+            if rec := _scored_elsewhere(results, table, preset, key, seed, sampling, ev_id, budget_name):   # one run, one result
+                print(f"--- {table}/{preset}: {row['name']!r} seed {seed}: run {key} already scored in the {rec['table']} table")
+                _append(path, rec | dict(table=table, row=row['name'], copied_from=rec.get('copied_from', rec['table']))); continue
             left = None if end is None else max(0.0, (end - time.time()) / 60)
             run = Path(runs)/preset/key/f's{seed}'
             print(f"--- {table}/{preset}: {row['name']!r} seed {seed} (run {run.relative_to(Path(runs))})")
@@ -285,7 +296,7 @@ def ablate(table,              # a name in TABLES
             _append(path, _record(table, preset, row, seed, key, cfg, spent, res, ev_id, budget_name))
     return read_results(path)
 
-# %% ../nbs/07_ablations.ipynb 19
+# %% ../nbs/07_ablations.ipynb 20
 def _mean_std(v):
     "Mean and sample standard deviation (n - 1) of a non-empty list (std None for one value)."
     m = sum(v) / len(v)
@@ -402,7 +413,7 @@ def table_markdown(table,              # a name in TABLES
             'compare directions, not values.']
     return '\n'.join(head + lines + directions + foot)
 
-# %% ../nbs/07_ablations.ipynb 21
+# %% ../nbs/07_ablations.ipynb 22
 def plot_table(table, preset='cpu', results='results'):
     "Accuracy (test, new_test) and Frechet distance against the table's x (w or T), one curve per training budget; None without a plot or results."
     import matplotlib.pyplot as plt
@@ -431,7 +442,7 @@ def plot_table(table, preset='cpu', results='results'):
     fig.tight_layout()
     return fig
 
-# %% ../nbs/07_ablations.ipynb 23
+# %% ../nbs/07_ablations.ipynb 24
 def plot_budget(table, preset='cpu', results='results'):
     "Accuracy (test, new_test) against training images, one curve per row; None unless the table ran at two budgets or more."
     import matplotlib.pyplot as plt

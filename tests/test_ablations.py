@@ -1,5 +1,5 @@
 "Ablation sweeps end to end on the tiny preset, resuming without retraining, tables with the reports' numbers; the GAN baseline."
-import json
+import json, shutil
 import pytest, torch
 import ddpm_lab.ablations as A
 from ddpm_lab.ablations import ablate, table_markdown, TABLES, row_config, results_path
@@ -35,6 +35,10 @@ def test_guidance_sweep_end_to_end_and_resume(tmp_path, monkeypatch):
     # a row of another table with the same run and sampling (the sweep's w = 2) reuses the saved evaluation
     same = ablate('schedule', preset='tiny', seeds=1, results=results, runs=runs, steps=10, w=2., rows=['cosine'])
     assert [(r['run'], r['w'], r['test'], r['new_test']) for r in same] == [('base', 2., recs[3]['test'], recs[3]['new_test'])]
+    # with the run folders gone, a row of another table still gets the guidance table's record of its run (w = 3)
+    shutil.rmtree(runs)
+    copied = ablate('schedule', preset='tiny', seeds=1, results=results, runs=runs, steps=10, w=3., rows=['cosine'])[-1]
+    assert copied == recs[4] | dict(table='schedule', row='cosine', copied_from='guidance') and not runs.exists()
     md = table_markdown('guidance', 'tiny', results=results)
     assert '| w=0.5 | 1 | ' in md and '0.85 / 0.83 (A)' in md and '0.82 / 0.81 (A)' in md and 'not run' not in md
 
