@@ -282,8 +282,9 @@ def ablate(table,              # a name in TABLES
             sampling = _sampling(row, cfg, sampler, steps, w)
             if any(_same(r, row, seed, key, sampling, ev_id) for r in read_results(path)): continue
             if rec := _scored_elsewhere(results, table, preset, key, seed, sampling, ev_id, budget_name):   # one run, one result
-                print(f"--- {table}/{preset}: {row['name']!r} seed {seed}: run {key} already scored in the {rec['table']} table")
-                _append(path, rec | dict(table=table, row=row['name'], copied_from=rec.get('copied_from', rec['table']))); continue
+                origin = rec.get('copied_from', rec['table'])
+                print(f"--- {table}/{preset}: {row['name']!r} seed {seed}: run {key} already scored in the {origin} table")
+                _append(path, rec | dict(table=table, row=row['name'], copied_from=origin)); continue
             left = None if end is None else max(0.0, (end - time.time()) / 60)
             run = Path(runs)/preset/key/f's{seed}'
             print(f"--- {table}/{preset}: {row['name']!r} seed {seed} (run {run.relative_to(Path(runs))})")
