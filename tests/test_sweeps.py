@@ -103,7 +103,8 @@ def test_corrupt_run_records_redo_the_evaluation_and_name_ablate_json(tmp_path, 
     saved = run/'eval'/'ddim10_w0.5'/'results.json'
     saved.write_text(saved.read_text()[:40])   # a truncated saved evaluation: redone, with a warning naming it
     with pytest.warns(UserWarning, match=re.escape(str(saved))):
-        (rec,) = ablate('schedule', preset='tiny', seeds=1, rows=['cosine'], steps=10, **kw)   # same run and sampling
+        (rec,) = ablate('schedule', preset='tiny', seeds=1, rows=['cosine'], steps=10, runs=kw['runs'],   # same run and sampling,
+                        results=tmp_path/'other')   # another results folder: no record to copy, so the run's saved evaluation is read
     assert len(evals) == 2 and rec['run'] == 'base' and json.loads(saved.read_text())['w'] == 0.5
     (run/'ablate.json').write_text('{"minutes": 0.0')   # the run's minutes cannot be redone: an error naming the file
     with pytest.raises(ValueError, match=re.escape(f"{run/'ablate.json'} is not valid JSON")):
