@@ -83,6 +83,16 @@ def test_the_clean_guidance_tables_are_the_ones_the_bench_wrote():
                 f"| {r['grain']:.2f} | {r['floor']:.2f} |") in lines, (r['rule'], r['file'])
 
 
+def test_the_autoguidance_table_is_the_one_the_bench_wrote():
+    "Every row of results/autoguidance.json (bench/autoguidance.py) is in docs/results.md's autoguidance table, in the bench's order."
+    rows = json.loads((ROOT / 'results' / 'autoguidance.json').read_text())['rows']
+    lines = (ROOT / 'docs' / 'results.md').read_text().splitlines()
+    head = lines.index('| guidance | grain | floor colour | evaluator | judge2 |')
+    table = lines[head + 2: head + 2 + len(rows)]
+    for r, line in zip(rows, table, strict=True):
+        assert line.endswith(f"| {r['grain']:.2f} | {r['floor_colour']:.2f} | {r['evaluator']:.3f} | {r['judge2']:.3f} |"), (r, line)
+
+
 def test_the_divergence_numbers_are_the_ones_the_benches_wrote():
     "The guard's factor sits between the healthy runs' worst rise and the diverged run's (results/loss_windows.json); the replay table is results/divergence_replay.json."
     from ddpm_lab.train import BASE, first_divergence, worst_rise
