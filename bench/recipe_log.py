@@ -26,7 +26,7 @@ def scored(name, changes, folder, machine, threads=2):
     return dict(name=name, changes=changes, run=f'{folder}/run', summary=f'{folder}/eval/summary.json', threads=threads, machine=machine)
 
 RECIPES = [   # name, what it changes against the cpu preset (the uniform-step rows below it: against `cpu, uniform steps`), where its run and summary are
-    scored('cpu', 'the cpu preset: 32x32, 2x2 patches, logit-normal steps shifted to the clean end (t_logit=[-1, 1.5]), 6000 steps (the shipped checkpoint, results/headline.json)',
+    scored('cpu', 'the cpu preset: 32x32, 2x2 patches, logit-normal steps shifted to the clean end (t_logit=[-1, 1.5]), 6000 steps (the run of the shipped checkpoint, scored before its fp16 export; results/headline.json scores the export)',
            'shift1', f'{XEON_1}, beside sampling jobs', threads=1),
     scored('cpu, training seed 1', 'the cpu preset with seed=1: its second training seed',
            'shift1_s1', f'{XEON_1}, beside sampling jobs', threads=1),
