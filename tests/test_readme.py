@@ -126,3 +126,16 @@ def test_the_gpu_recipe_table_is_the_one_the_bench_wrote(name, runs):
     for rec in res['runs']:
         assert row(rec) in docs, row(rec)
         for e in rec.get('curve', []): assert row(rec, e) in docs, row(rec, e)
+
+
+def test_the_ablation_verdicts_in_the_docs_are_the_results_files():
+    "docs/results.md's table of verdicts at `cpu` is what `direction` computes from results/<table>_cpu.json, under both judges, for every table."
+    from ddpm_lab.ablations import TABLES, direction, read_results, results_path
+    from ddpm_lab.data import RESULTS_DIR
+    lines = (ROOT / 'docs' / 'results.md').read_text().splitlines()
+    for t in TABLES:
+        (a, b, *_, ve), (*_, vj) = d = [direction(t, read_results(results_path(t, 'cpu', RESULTS_DIR)), 'preset', j) for j in ('evaluator', 'judge2')]
+        ve, vj = (v.split(' (|')[0] for v in (ve, vj))
+        verdict = f'**{ve}**' if ve == vj else f'{ve} under the evaluator, {vj} under the second judge'
+        row = f"| {t} | {a} minus {b} | " + ' | '.join(f'{x[2]:+.3f} ({x[3]:+.1f})' for x in d) + f' | {verdict} |'
+        assert row in lines, row
