@@ -4,28 +4,50 @@ Every setting samples data/heldout.json and data/novel.json (notebook 00) over s
 both judges (the evaluator and the second judge). The choice is the setting with the highest mean of the lower judge
 over the two files; it is what pipeline.SAMPLING_DEFAULTS holds. Each (setting, seed) evaluation is saved under --out
 and reused by a rerun, so the script can be stopped and resumed; --part i/n runs every n-th setting (two processes
-share the work). Writes results/sampler_choice.json and prints a markdown table.
+share the work). Writes results/sampler_choice.json and prints its markdown table (docs/results.md's, which
+tests/test_readme.py checks against the file).
 Usage: PYTHONPATH=. python bench/choose_sampler.py [--seeds 0 1 2 3 4] [--out runs/sampler_choice] [--part 1/2]
 """
 import argparse, json
 from pathlib import Path
-from ddpm_lab.data import DATA_DIR, RESULTS_DIR, atomic_write
+from ddpm_lab.data import DATA_DIR, RESULTS_DIR, atomic_write, file_md5
 from ddpm_lab.evaluation import evaluate_seeds
-from ddpm_lab.sampling import sampling_tag
+from ddpm_lab.sampling import FULL, sampling_tag
 
 SETTINGS = [('ddpm', 50, 3., False), ('ddim', 50, 3., False), ('dpm++', 20, 3., False), ('ddpm', 50, 4., False),
             ('ddpm', 50, 3., True), ('ddpm', 50, 4., True), ('ddpm', 50, 5., True), ('ddpm', 50, 2.5, False),
-            ('ddpm', 100, 3., False)]   # (sampler, steps, w, ramp: weight 2 w t)
+            ('ddpm', 100, 3., False), ('ddpm', 50, 3., False, (0.2, 1.)), ('ddpm', 50, 4., False, (0.2, 1.))]   # (sampler, steps, w, ramp: weight 2 w t[, guidance interval])
 FILES = ('heldout.json', 'novel.json')
 
 
 def run(ckpt, setting, seeds, out):
     "The seed summary of one setting (evaluated once, then read back)."
-    sampler, steps, w, ramp = setting
-    folder = Path(out) / sampling_tag(sampler, steps, w, 'all', ramp=ramp)
+    sampler, steps, w, ramp, interval = (setting + (FULL,))[:5]
+    folder = Path(out) / sampling_tag(sampler, steps, w, 'all', interval=interval, ramp=ramp)
     saved = folder / 'summary.json'
     if saved.is_file(): return json.loads(saved.read_text())
-    return evaluate_seeds(ckpt, seeds, out=folder, labels_files=[DATA_DIR / f for f in FILES], sampler=sampler, steps=steps, w=w, ramp=ramp)
+    return evaluate_seeds(ckpt, seeds, out=folder, labels_files=[DATA_DIR / f for f in FILES], sampler=sampler, steps=steps, w=w, ramp=ramp, interval=interval)
+
+
+def weighting(setting):
+    "How the guidance weight is applied: w at every step, a ramp, or w on an interval of times only."
+    lo, hi = setting.get('interval') or FULL
+    if (lo, hi) != FULL: return f'w while t >= {lo:g}' if hi == 1 else f'w while t in [{lo:g}, {hi:g}]'
+    return '2 w t' if setting['ramp'] else '-'
+
+
+def table_lines(record):
+    "The markdown table of a results file: per setting, each judge's mean ± std over seeds on each file, cleanliness and the score (the best in bold)."
+    stat = lambda v: f"{v['mean']:.3f} ± {v['std']:.3f}"
+    lines = ['| sampler | steps | w | guidance | heldout: evaluator | judge2 | novel: evaluator | judge2 | grain | floor colour | score |',
+             '|---|---|---|---|---|---|---|---|---|---|---|']
+    for s in record['settings']:
+        h, v = (s['summary']['files'][f] for f in FILES)
+        best = {k: v for k, v in s.items() if k not in ('score', 'summary')} == record['best']
+        lines.append(f"| {s['sampler']} | {s['steps']} | {s['w']:g} | {weighting(s)} | {stat(h['accuracy'])} | {stat(h['judge2'])} | {stat(v['accuracy'])} | {stat(v['judge2'])} "
+                     f"| {(h['grain']['mean'] + v['grain']['mean']) / 2:.2f} | {(h['saturation']['mean'] + v['saturation']['mean']) / 2:.2f} | "
+                     + (f"**{s['score']:.3f}**" if best else f"{s['score']:.3f}") + ' |')
+    return lines
 
 
 def main():
@@ -41,17 +63,11 @@ def main():
     judged = lambda summ, j: sum(summ['files'][f][j]['mean'] for f in FILES) / len(FILES)
     score = {s: min(judged(summ, 'accuracy'), judged(summ, 'judge2')) for s, summ in rows}
     best = max(score, key=score.get)
+    named = lambda s: dict(zip(('sampler', 'steps', 'w', 'ramp', 'interval'), s))
+    record = dict(ckpt=str(a.ckpt), ckpt_md5=file_md5(a.ckpt), seeds=a.seeds, files=FILES, best=named(best),
+                  settings=[named(s) | dict(score=score[s], summary=summ) for s, summ in rows])
     print(f'{Path(str(a.ckpt)).name}, seeds {a.seeds}, mean ± std over seeds; score = the lower judge, mean of the two files\n')
-    print('| sampler | steps | w | ramp | heldout: evaluator | judge2 | novel: evaluator | judge2 | grain | floor colour | score |')
-    print('|---|---|---|---|---|---|---|---|---|---|---|')
-    stat = lambda v: f"{v['mean']:.3f} ± {v['std']:.3f}"
-    for s, summ in rows:
-        h, v = summ['files']['heldout.json'], summ['files']['novel.json']
-        print(f"| {s[0]} | {s[1]} | {s[2]:g} | {'2 w t' if s[3] else '-'} | {stat(h['accuracy'])} | {stat(h['judge2'])} | {stat(v['accuracy'])} | {stat(v['judge2'])} "
-              f"| {(h['grain']['mean'] + v['grain']['mean']) / 2:.2f} | {(h['saturation']['mean'] + v['saturation']['mean']) / 2:.2f} | "
-              + (f"**{score[s]:.3f}**" if s == best else f"{score[s]:.3f}") + ' |')
-    record = dict(ckpt=str(a.ckpt), seeds=a.seeds, files=FILES, best=dict(zip(('sampler', 'steps', 'w', 'ramp'), best)),
-                  settings=[dict(sampler=s[0], steps=s[1], w=s[2], ramp=s[3], score=score[s], summary=summ) for s, summ in rows])
+    print('\n'.join(table_lines(record)))
     atomic_write(RESULTS_DIR / 'sampler_choice.json', lambda tmp: tmp.write_text(json.dumps(record, indent=1)))
     print(f"\nbest: {best}; written to {RESULTS_DIR / 'sampler_choice.json'}")
 
