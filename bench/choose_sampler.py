@@ -36,16 +36,27 @@ def weighting(setting):
     return '2 w t' if setting['ramp'] else '-'
 
 
+def score(summ):
+    "What the default is chosen by: the lower judge's accuracy, mean of the two files."
+    judged = lambda j: sum(summ['files'][f][j]['mean'] for f in FILES) / len(FILES)
+    return min(judged('accuracy'), judged('judge2'))
+
+
+def judged_cells(summ):
+    "Table cells of a seed summary: each judge's mean ± std per file, then grain and floor colour (means over the files)."
+    stat = lambda v: f"{v['mean']:.3f} ± {v['std']:.3f}"
+    files = [summ['files'][f] for f in FILES]
+    both = lambda k: sum(r[k]['mean'] for r in files) / len(files)
+    return ' | '.join([stat(r[j]) for r in files for j in ('accuracy', 'judge2')] + [f"{both('grain'):.2f}", f"{both('saturation'):.2f}"])
+
+
 def table_lines(record):
     "The markdown table of a results file: per setting, each judge's mean ± std over seeds on each file, cleanliness and the score (the best in bold)."
-    stat = lambda v: f"{v['mean']:.3f} ± {v['std']:.3f}"
     lines = ['| sampler | steps | w | guidance | heldout: evaluator | judge2 | novel: evaluator | judge2 | grain | floor colour | score |',
              '|---|---|---|---|---|---|---|---|---|---|---|']
     for s in record['settings']:
-        h, v = (s['summary']['files'][f] for f in FILES)
-        best = {k: v for k, v in s.items() if k not in ('score', 'summary')} == record['best']
-        lines.append(f"| {s['sampler']} | {s['steps']} | {s['w']:g} | {weighting(s)} | {stat(h['accuracy'])} | {stat(h['judge2'])} | {stat(v['accuracy'])} | {stat(v['judge2'])} "
-                     f"| {(h['grain']['mean'] + v['grain']['mean']) / 2:.2f} | {(h['saturation']['mean'] + v['saturation']['mean']) / 2:.2f} | "
+        best = {k: x for k, x in s.items() if k not in ('score', 'summary')} == record['best']
+        lines.append(f"| {s['sampler']} | {s['steps']} | {s['w']:g} | {weighting(s)} | {judged_cells(s['summary'])} | "
                      + (f"**{s['score']:.3f}**" if best else f"{s['score']:.3f}") + ' |')
     return lines
 
@@ -60,12 +71,11 @@ def main():
     i, n = map(int, a.part.split('/'))
     rows = [(s, run(a.ckpt, s, a.seeds, a.out)) for s in SETTINGS[i - 1::n]]
     if n > 1: return
-    judged = lambda summ, j: sum(summ['files'][f][j]['mean'] for f in FILES) / len(FILES)
-    score = {s: min(judged(summ, 'accuracy'), judged(summ, 'judge2')) for s, summ in rows}
-    best = max(score, key=score.get)
+    scores = {s: score(summ) for s, summ in rows}
+    best = max(scores, key=scores.get)
     named = lambda s: dict(zip(('sampler', 'steps', 'w', 'ramp', 'interval'), s))
     record = dict(ckpt=str(a.ckpt), ckpt_md5=file_md5(a.ckpt), seeds=a.seeds, files=FILES, best=named(best),
-                  settings=[named(s) | dict(score=score[s], summary=summ) for s, summ in rows])
+                  settings=[named(s) | dict(score=scores[s], summary=summ) for s, summ in rows])
     print(f'{Path(str(a.ckpt)).name}, seeds {a.seeds}, mean ± std over seeds; score = the lower judge, mean of the two files\n')
     print('\n'.join(table_lines(record)))
     atomic_write(RESULTS_DIR / 'sampler_choice.json', lambda tmp: tmp.write_text(json.dumps(record, indent=1)))

@@ -26,9 +26,9 @@ from ddpm_lab.ablations import machine
 from ddpm_lab.data import DATA_DIR, RESULTS_DIR, atomic_write, encode, file_md5, read_labels
 from ddpm_lab.pipeline import load_pipeline
 from ddpm_lab.evaluation import JUDGE2_PATH, reference, cleanliness, predict, course_accuracy, load_evaluator, evaluate_seeds
+from choose_sampler import FILES as OWN_FILES, judged_cells, score   # our own lists and the rule the default is chosen by
 
 FILES = ('test.json', 'heldout.json')
-OWN_FILES = ('heldout.json', 'novel.json')   # what settings are chosen on (bench/choose_sampler.py)
 
 def guided(model, w, phi=0., sigma=0., demean=False):
     "Classifier-free guidance at every step with the variants above (all off: the library's cfg_model)."
@@ -89,26 +89,20 @@ def guidance(pipe, variant):
 
 def confirmed(pipe, ckpt, label, seeds, out):
     "evaluate_seeds of one setting of the table on our own lists: its summary and score (the lower judge, mean of the two files)."
-    sampling, variant = next((smp, var) for lab, smp, var in SETTINGS if lab == label)
+    i, sampling, variant = next((i, smp, var) for i, (lab, smp, var) in enumerate(SETTINGS) if lab == label)
     def make(cond, seed):
         S.cfg_model = guidance(pipe, variant)
         try: return S.sample(pipe, cond.cpu(), **sampling, ramp=False, seed=seed)
         finally: S.cfg_model = PLAIN
     make.settings = dict(sampling, ramp=False, eta=0., interval=list(sampling.get('interval', S.FULL)), variant=variant)
     make.name = f'{Path(str(ckpt)).name}: {label}'
-    summ = evaluate_seeds(make, seeds, out=Path(out) / f'setting{[lab for lab, *_ in SETTINGS].index(label)}', labels_files=[DATA_DIR / f for f in OWN_FILES])
-    judged = lambda j: sum(summ['files'][f][j]['mean'] for f in OWN_FILES) / len(OWN_FILES)
-    return dict(score=min(judged('accuracy'), judged('judge2')), summary=summ)
+    summ = evaluate_seeds(make, seeds, out=Path(out) / f'setting{i}', labels_files=[DATA_DIR / f for f in OWN_FILES])
+    return dict(score=score(summ), summary=summ)
 
 def confirm_lines(res):
     "The markdown table of the confirmed settings: each judge's mean ± std over seeds per file, cleanliness and the score."
-    stat = lambda v: f"{v['mean']:.3f} ± {v['std']:.3f}"
-    lines = ['| sampling | heldout: evaluator | judge2 | novel: evaluator | judge2 | grain | floor colour | score |', '|---|---|---|---|---|---|---|---|']
-    for label, c in res['confirm'].items():
-        h, v = (c['summary']['files'][f] for f in OWN_FILES)
-        lines.append(f"| {label} | {stat(h['accuracy'])} | {stat(h['judge2'])} | {stat(v['accuracy'])} | {stat(v['judge2'])} "
-                     f"| {(h['grain']['mean'] + v['grain']['mean']) / 2:.2f} | {(h['saturation']['mean'] + v['saturation']['mean']) / 2:.2f} | {c['score']:.3f} |")
-    return lines
+    return (['| sampling | heldout: evaluator | judge2 | novel: evaluator | judge2 | grain | floor colour | score |', '|---|---|---|---|---|---|---|---|'] +
+            [f"| {label} | {judged_cells(c['summary'])} | {c['score']:.3f} |" for label, c in res['confirm'].items()])
 
 def table_lines(res):
     "The markdown table of a results file, one line a setting in the bench's order."
