@@ -74,7 +74,7 @@ def main():
     scores = {s: score(summ) for s, summ in rows}
     best = max(scores, key=scores.get)
     named = lambda s: dict(zip(('sampler', 'steps', 'w', 'ramp', 'interval'), s))
-    record = dict(ckpt=str(a.ckpt), ckpt_md5=file_md5(a.ckpt), seeds=a.seeds, files=FILES, best=named(best),
+    record = dict(ckpt=Path(str(a.ckpt)).name, ckpt_md5=file_md5(a.ckpt), seeds=a.seeds, files=FILES, best=named(best),
                   settings=[named(s) | dict(score=scores[s], summary=summ) for s, summ in rows])
     print(f'{Path(str(a.ckpt)).name}, seeds {a.seeds}, mean ± std over seeds; score = the lower judge, mean of the two files\n')
     print('\n'.join(table_lines(record)))

@@ -30,21 +30,21 @@ RECIPES = [   # name, what it changes against the cpu preset (the uniform-step r
            'shift1', f'{XEON_1}, beside sampling jobs', threads=1),
     scored('cpu, training seed 1', 'the cpu preset with seed=1: its second training seed',
            'shift1_s1', f'{XEON_1}, beside sampling jobs', threads=1),
-    scored('cpu, training seed 2', 'the cpu preset with seed=2 (bench/ema_rates.py), trained in fp32 (no bf16 on this CPU): its third training seed',
+    scored('cpu, training seed 2', 'the cpu preset with seed=2 (bench/ema_rates.py), trained in fp32 (no bf16 on an AVX2 EPYC): its third training seed',
            'ema_rates', EPYC_AVX2_PAUSED),
     dict(name='cpu, EMA 0.998 (training seed 2)', changes='ema=0.998 instead of 0.999: the run of training seed 2 averaged along the same trajectory '
          'with a decay that binds from step 4490 on (the warm-up bound stays below 0.999 all run; bench/ema_rates.py)',
          run='ema_rates/run', summary='ema_rates/ema0.998/eval/summary.json', threads=2, machine=EPYC_AVX2_PAUSED),
-    scored('cpu, --fit 30', 'the cpu preset fitted to 30 minutes of this CPU (--fit 30): the student\'s command, batch 64, the schedule shortened to the steps that fit',
+    scored('cpu, --fit 30', 'the cpu preset fitted to 30 minutes of the CPU it ran on (--fit 30): the student\'s command, batch 64, the schedule shortened to the steps that fit',
            'fit30/b64', EPYC_AVX2),
     scored('cpu, --fit 30, batch 32', 'the same with batch_size=32, lr=1.41e-3 (lr scaled by the square root of the batch), warmup=400',
            'fit30/b32', EPYC_AVX2),
     scored('cpu, --fit 30, batch 16', 'the same with batch_size=16, lr=1e-3, warmup=800',
            'fit30/b16', EPYC_AVX2),
     scored('cpu, --fit 30, narrow, batch 32', 'a narrower network, channels [48, 96, 96] with GroupNorm groups 16 (3.1M parameters against 5.5M), '
-           'at batch_size=32, lr=1.41e-3, warmup=400, fitted to 30 minutes (--fit 30, steps 5-20 timed: 4567 steps) of this session\'s CPU, another than the rows above',
+           'at batch_size=32, lr=1.41e-3, warmup=400, fitted to 30 minutes (--fit 30, steps 5-20 timed: 4567 steps) of an AVX-512 EPYC, another CPU than the rows above',
            'fit30/narrow32', f'{AVX512}; pytest and notebook tests ran beside it for about 10 of its minutes'),
-    scored('cpu, --fit 30, two-pass fit', 'the student\'s command (--fit 30) on this session\'s AVX-512 EPYC with the two-pass fit: steps 5-20 gave '
+    scored('cpu, --fit 30, two-pass fit', 'the student\'s command (--fit 30) on an AVX-512 EPYC with the two-pass fit: steps 5-20 gave '
            '4344 steps, steps 20-434 gave 3805 (they ran 1.15x slower than the probe)', 'fit30ab/base', f'{AVX512}; short notebook and unit tests beside it (a few minutes in all)'),
     scored('cpu, --fit 30, EDM preconditioning', "pred='edm' (Karras et al. 2022, sigma_data 0.5: the network sees x_t / D and predicts F, "
            "x0 = sigma_d^2 a x_t / D^2 + s sigma_d F / D; v-prediction is the same with sigma_d = 1) and EDM's uniform loss on F (min_snr off), "
