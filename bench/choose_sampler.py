@@ -76,7 +76,7 @@ def main():
     named = lambda s: dict(zip(('sampler', 'steps', 'w', 'ramp', 'interval'), s))
     record = dict(ckpt=Path(str(a.ckpt)).name, ckpt_md5=file_md5(a.ckpt), seeds=a.seeds, files=FILES, best=named(best),
                   settings=[named(s) | dict(score=scores[s], summary=summ) for s, summ in rows])
-    print(f'{Path(str(a.ckpt)).name}, seeds {a.seeds}, mean ± std over seeds; score = the lower judge, mean of the two files\n')
+    print(f"{record['ckpt']}, seeds {a.seeds}, mean ± std over seeds; score = the lower judge, mean of the two files\n")
     print('\n'.join(table_lines(record)))
     atomic_write(RESULTS_DIR / 'sampler_choice.json', lambda tmp: tmp.write_text(json.dumps(record, indent=1)))
     print(f"\nbest: {best}; written to {RESULTS_DIR / 'sampler_choice.json'}")
