@@ -63,7 +63,7 @@ def table_lines(record):
 
 def main():
     P = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    P.add_argument('--ckpt', default=DATA_DIR / 'weights' / 'cpu.pt')
+    P.add_argument('--ckpt', type=Path, default=DATA_DIR / 'weights' / 'cpu.pt')
     P.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2, 3, 4])
     P.add_argument('--out', default='runs/sampler_choice')
     P.add_argument('--part', default='1/1', help='i/n: run settings i, i+n, ... only (and write no table)')
@@ -74,7 +74,7 @@ def main():
     scores = {s: score(summ) for s, summ in rows}
     best = max(scores, key=scores.get)
     named = lambda s: dict(zip(('sampler', 'steps', 'w', 'ramp', 'interval'), s))
-    record = dict(ckpt=Path(str(a.ckpt)).name, ckpt_md5=file_md5(a.ckpt), seeds=a.seeds, files=FILES, best=named(best),
+    record = dict(ckpt=a.ckpt.name, ckpt_md5=file_md5(a.ckpt), seeds=a.seeds, files=FILES, best=named(best),
                   settings=[named(s) | dict(score=scores[s], summary=summ) for s, summ in rows])
     print(f"{record['ckpt']}, seeds {a.seeds}, mean ± std over seeds; score = the lower judge, mean of the two files\n")
     print('\n'.join(table_lines(record)))
