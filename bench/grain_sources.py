@@ -6,17 +6,19 @@ seed 0 with each setting and records, per setting, the grain and floor-colour ra
 judge). Besides samplers, step counts, guidance weights and the library's guidance interval (`sample(...,
 interval=...)`), the guidance variants replace sampling.cfg_model for the run: guidance rescale (Lin et al. 2024; phi
 mixes the rescaled and the plain guided output), a low-pass guidance direction (the difference out_c - out_u blurred
-with a Gaussian of sigma pixels), that direction with its per-image mean removed, and adaptive projected guidance
-(APG, Sadat et al. 2024: in the space of predicted clean images, the guidance direction without its component along
-the conditional prediction, which is what oversaturates at high w; eta keeps that much of the component, beta is its
-negative momentum across steps). Every row is written to --json (results/grain_sources.json, whose table
-docs/results.md must match: tests/test_readme.py) as soon as it is done; a rerun on the same checkpoint skips the rows
-the file has, so the script can be stopped and resumed.
+with a Gaussian of sigma pixels, at every step or only while t <= blur_below), that direction with its per-image mean
+removed, that direction soft-thresholded (each value moved towards 0 by `shrink` times the image's median absolute
+value, and set to 0 below it), and adaptive projected guidance (APG, Sadat et al. 2024: in the space of predicted
+clean images, the guidance direction without its component along the conditional prediction, which is what
+oversaturates at high w; eta keeps that much of the component, beta is its negative momentum across steps).
+Every row is written to --json (results/grain_sources.json, whose table docs/results.md must match:
+tests/test_readme.py) as soon as it is done; a rerun on the same checkpoint skips the rows the file has, so the script
+can be stopped and resumed.
 --confirm LABEL ... scores settings of the table over sampling seeds 0-4 on our own lists (heldout.json + novel.json)
 under both judges, as bench/choose_sampler.py scores the default's candidates (score: the lower judge, mean of the two
 files), into the same file's 'confirm' part; each seed's evaluation is saved under --runs and reused.
 Usage: PYTHONPATH=. python bench/grain_sources.py [CKPT] [--json FILE] [--confirm LABEL ...] [--runs DIR]
-(the screen: about 17 minutes at 2 threads of an AVX2 EPYC; a confirmed setting: about 6)
+(the screen: about 26 minutes at 2 threads of an AVX2 EPYC; a confirmed setting: about 6-8)
 """
 import argparse, json, time, torch
 from pathlib import Path
@@ -30,13 +32,16 @@ from choose_sampler import FILES as OWN_FILES, judged_cells, score   # our own l
 
 FILES = ('test.json', 'heldout.json')
 
-def guided(model, w, phi=0., sigma=0., demean=False):
+def guided(model, w, phi=0., sigma=0., demean=False, shrink=0., blur_below=1.):
     "Classifier-free guidance at every step with the variants above (all off: the library's cfg_model)."
     def net(x, t, c):
         out_c, out_u = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([c, torch.zeros_like(c)])).chunk(2)
         d = out_c - out_u
         if demean: d = d - d.mean((2, 3), keepdim=True)
-        if sigma: d = gaussian_blur(d, 2 * round(2 * sigma) + 1, sigma)
+        if sigma and t[0].item() <= blur_below: d = gaussian_blur(d, 2 * round(2 * sigma) + 1, sigma)
+        if shrink:   # soft threshold at `shrink` times the image's median |d|: small disagreements are not amplified
+            tau = shrink * d.abs().flatten(1).median(1).values.view(-1, 1, 1, 1)
+            d = d.sign() * (d.abs() - tau).clamp_min(0)
         g = out_c + w * d
         if phi:
             std = lambda v: v.flatten(1).std(1).view(-1, 1, 1, 1)
@@ -59,7 +64,7 @@ def projected(model, sched, w, eta=0., beta=0.):
         return (a * x - (x0_c + w * (d - along + eta * along))) / s
     return net
 
-# (row label, sample() arguments, guidance variant: none, dict(phi=, sigma=, demean=) for guided, or dict(apg=eta, beta=) for projected)
+# (row label, sample() arguments, guidance variant: none, dict(phi=, sigma=, blur_below=, demean=, shrink=) for guided, or dict(apg=eta, beta=) for projected)
 SETTINGS = [('DDPM 50, w = 3 (the default)', dict(sampler='ddpm', steps=50, w=3.), None),
             ('DDPM 50, w = 1', dict(sampler='ddpm', steps=50, w=1.), None),
             ('DDPM 50, w = 0 (no guidance)', dict(sampler='ddpm', steps=50, w=0.), None),
@@ -77,7 +82,16 @@ SETTINGS = [('DDPM 50, w = 3 (the default)', dict(sampler='ddpm', steps=50, w=3.
             ('DDPM 50, w = 3, APG with eta = 1 (plain guidance in x0 space)', dict(sampler='ddpm', steps=50, w=3.), dict(apg=1.)),
             ('DDPM 50, w = 3, adaptive projected guidance (APG, eta = 0)', dict(sampler='ddpm', steps=50, w=3.), dict(apg=0.)),
             ('DDPM 50, w = 5, APG', dict(sampler='ddpm', steps=50, w=5.), dict(apg=0.)),
-            ('DDPM 50, w = 5, APG with momentum -0.5', dict(sampler='ddpm', steps=50, w=5.), dict(apg=0., beta=-0.5))]
+            ('DDPM 50, w = 5, APG with momentum -0.5', dict(sampler='ddpm', steps=50, w=5.), dict(apg=0., beta=-0.5)),
+            ('DDPM 50, w = 3 only while t < 0.2', dict(sampler='ddpm', steps=50, w=3., interval=(0., 0.19)), None),   # four windows that
+            ('DDPM 50, w = 3 only while 0.2 <= t < 0.4', dict(sampler='ddpm', steps=50, w=3., interval=(0.2, 0.39)), None),   # split the 50
+            ('DDPM 50, w = 3 only while 0.4 <= t < 0.6', dict(sampler='ddpm', steps=50, w=3., interval=(0.4, 0.59)), None),   # steps (t = 0.02,
+            ('DDPM 50, w = 3 only while t >= 0.6', dict(sampler='ddpm', steps=50, w=3., interval=(0.6, 1.)), None),           # 0.04, ..., 1)
+            ('DDPM 50, w = 3, guidance direction soft-thresholded at its median', dict(sampler='ddpm', steps=50, w=3.), dict(shrink=1.)),
+            ('DDPM 50, w = 3, guidance direction soft-thresholded at twice its median', dict(sampler='ddpm', steps=50, w=3.), dict(shrink=2.)),
+            ('DDPM 50, w = 3, guidance direction blurred (sigma 1 px) while t < 0.2', dict(sampler='ddpm', steps=50, w=3.), dict(sigma=1., blur_below=0.19)),
+            ('DDPM 50, w = 3, guidance direction blurred (sigma 2 px) while t < 0.2', dict(sampler='ddpm', steps=50, w=3.), dict(sigma=2., blur_below=0.19)),
+            ('DDPM 50, w = 3, guidance direction blurred (sigma 1 px) while t < 0.4', dict(sampler='ddpm', steps=50, w=3.), dict(sigma=1., blur_below=0.39))]
 
 PLAIN = S.cfg_model   # the library's guidance
 

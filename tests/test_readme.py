@@ -181,6 +181,14 @@ def test_the_grain_sources_table_is_the_one_the_bench_wrote():
     assert_block_in_docs(confirm_lines(res))
 
 
+def test_the_judge_race_table_is_the_one_the_bench_wrote():
+    "docs/results.md's race of classifier families (why the second judge is trained in stages) is results/judge_race.json (bench/judge_race.py): the course's ResNet18 and the second judge's RegNetY-400MF among the contestants."
+    from judge_race import table_lines
+    res = json.loads((ROOT / 'results' / 'judge_race.json').read_text())
+    assert {'resnet18', 'regnet_y_400mf'} <= {r['arch'] for r in res['rows']} and res['steps'] > 0
+    assert_block_in_docs(table_lines(res))
+
+
 def test_the_bench_readme_presets_are_the_presets():
     "bench/README.md's preset table names every preset with its steps (or epochs over the 18009 training scenes) and batch size."
     import re
