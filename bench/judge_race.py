@@ -3,8 +3,9 @@
 Each contestant trains 600 steps (batch 64, AdamW + one-cycle, flips only, half the batch shown at 32x32 upsampled,
 as train_evaluator does) on the scenes train_evaluator(seed=7) trains the second judge on, and is scored by course
 accuracy on 500 held-out scenes of seed 8. Precision: `--amp auto` is what train_evaluator chooses (device_precision:
-fp32 on a CPU; bf16 autocast is 10x slower than fp32 on an AVX2-only CPU). Rows are written to the results file one by
-one, so a stopped run resumes; a row already there for the same contestant, steps, precision and threads is kept.
+fp32 on a CPU; bf16 autocast trains these networks 7-13x slower than fp32 on one thread of an AVX2-only EPYC).
+Rows are written to the results file one by one, so a stopped run resumes; a row already there for the same
+contestant, steps, precision and threads is kept.
 Usage: PYTHONPATH=. python bench/judge_race.py --threads 1 resnet18:2e-3 regnet_y_400mf:2e-3 ...   (arch:lr)
 """
 import argparse, json, time, torch, torch.nn.functional as F, torchvision
@@ -24,7 +25,8 @@ def build(arch):
         body = nn.Sequential(*list(m.children())[:-1], nn.Flatten())
         return m, lambda x: m.fc[0](body(x))
     m.classifier[-1] = nn.Linear(m.classifier[-1].in_features, 24); m.classifier.append(nn.Sigmoid())
-    return m, lambda x: nn.Sequential(*list(m.classifier)[:-1])(torch.flatten(m.avgpool(m.features(x)), 1))
+    head = nn.Sequential(*list(m.classifier)[:-1])
+    return m, lambda x: head(torch.flatten(m.avgpool(m.features(x)), 1))
 
 def race(arch, lr, steps, amp, x, y, xv, yv):
     "Train one contestant from seed 0 and return its held-out accuracy and seconds."
