@@ -18,7 +18,7 @@ can be stopped and resumed.
 under both judges, as bench/choose_sampler.py scores the default's candidates (score: the lower judge, mean of the two
 files), into the same file's 'confirm' part; each seed's evaluation is saved under --runs and reused.
 Usage: PYTHONPATH=. python bench/grain_sources.py [CKPT] [--json FILE] [--confirm LABEL ...] [--runs DIR]
-(the screen: about 26 minutes at 2 threads of an AVX2 EPYC; a confirmed setting: about 6-8)
+(the screen: about 27 minutes at 2 threads of an AVX2 EPYC; a confirmed setting: about 6-8)
 """
 import argparse, json, time, torch
 from pathlib import Path
@@ -91,7 +91,8 @@ SETTINGS = [('DDPM 50, w = 3 (the default)', dict(sampler='ddpm', steps=50, w=3.
             ('DDPM 50, w = 3, guidance direction soft-thresholded at twice its median', dict(sampler='ddpm', steps=50, w=3.), dict(shrink=2.)),
             ('DDPM 50, w = 3, guidance direction blurred (sigma 1 px) while t < 0.2', dict(sampler='ddpm', steps=50, w=3.), dict(sigma=1., blur_below=0.19)),
             ('DDPM 50, w = 3, guidance direction blurred (sigma 2 px) while t < 0.2', dict(sampler='ddpm', steps=50, w=3.), dict(sigma=2., blur_below=0.19)),
-            ('DDPM 50, w = 3, guidance direction blurred (sigma 1 px) while t < 0.4', dict(sampler='ddpm', steps=50, w=3.), dict(sigma=1., blur_below=0.39))]
+            ('DDPM 50, w = 3, guidance direction blurred (sigma 1 px) while t < 0.4', dict(sampler='ddpm', steps=50, w=3.), dict(sigma=1., blur_below=0.39)),
+            ('DDPM 50, w = 3, guidance direction blurred (sigma 1 px) while t < 0.2 and soft-thresholded at its median', dict(sampler='ddpm', steps=50, w=3.), dict(sigma=1., blur_below=0.19, shrink=1.))]
 
 PLAIN = S.cfg_model   # the library's guidance
 
