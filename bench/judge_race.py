@@ -13,7 +13,7 @@ from pathlib import Path
 from torch import nn
 from ddpm_lab.ablations import machine
 from ddpm_lab.data import RESULTS_DIR, atomic_write, autocast, device_precision
-from ddpm_lab.evaluation import eval_input, via_32, flip, course_accuracy, predict, _scenes
+from ddpm_lab.evaluation import eval_input, via_32, flip, course_accuracy, predict, _scenes, _trunk
 
 BATCH = 64
 
@@ -22,14 +22,14 @@ def build(arch):
     m = getattr(torchvision.models, arch)(weights=None)
     if hasattr(m, 'fc'):
         m.fc = nn.Sequential(nn.Linear(m.fc.in_features, 24), nn.Sigmoid())
-        body = nn.Sequential(*list(m.children())[:-1], nn.Flatten())
-        return m, lambda x: m.fc[0](body(x))
+        trunk = _trunk(m)   # the library's evaluator trunk, as train_evaluator uses it
+        return m, lambda x: m.fc[0](trunk(x))
     m.classifier[-1] = nn.Linear(m.classifier[-1].in_features, 24); m.classifier.append(nn.Sigmoid())
     head = nn.Sequential(*list(m.classifier)[:-1])
     return m, lambda x: head(torch.flatten(m.avgpool(m.features(x)), 1))
 
 def race(arch, lr, steps, amp, x, y, xv, yv):
-    "Train one contestant from seed 0 and return its held-out accuracy and seconds."
+    "Train one contestant from seed 0 and return its parameter count, held-out accuracy and seconds."
     torch.manual_seed(0); g = torch.Generator().manual_seed(0)
     m, logits_of = build(arch)
     m = m.to(memory_format=torch.channels_last)
@@ -40,10 +40,10 @@ def race(arch, lr, steps, amp, x, y, xv, yv):
         idx = torch.randint(0, len(x), (BATCH,), generator=g)
         xb = eval_input(x[idx]); xb = torch.where((torch.rand(BATCH, generator=g) < 0.5)[:, None, None, None], via_32(xb), xb)
         xb = flip(xb, g).contiguous(memory_format=torch.channels_last)
-        with autocast(torch.device('cpu'), amp): logits = logits_of(xb)
+        with autocast('cpu', amp): logits = logits_of(xb)
         loss = F.binary_cross_entropy_with_logits(logits.float(), y[idx])
         opt.zero_grad(); loss.backward(); opt.step(); sch.step()
-    return dict(held_out=round(course_accuracy(predict(m.eval(), xv), yv), 3), seconds=round(time.time() - t0))
+    return dict(params=sum(p.numel() for p in m.parameters()), held_out=round(course_accuracy(predict(m.eval(), xv), yv), 3), seconds=round(time.time() - t0))
 
 def table_lines(res):
     "The docs' table of the race."
@@ -67,8 +67,7 @@ def main():
     xv, yv = _scenes(1000, 8); xv, yv = eval_input(xv[:500]), yv[:500]
     for arch, lr in [(c.split(':')[0], float(c.split(':')[1])) for c in a.contestants]:
         if any(r['arch'] == arch and r['lr'] == lr for r in res['rows']): continue
-        params = sum(p.numel() for p in build(arch)[0].parameters())
-        res['rows'].append(dict(arch=arch, lr=lr, params=params, **race(arch, lr, a.steps, amp, x, y, xv, yv)))
+        res['rows'].append(dict(arch=arch, lr=lr, **race(arch, lr, a.steps, amp, x, y, xv, yv)))
         print(json.dumps(res['rows'][-1]), flush=True)
         atomic_write(a.json, lambda tmp: tmp.write_text(json.dumps(res, indent=1) + '\n'))
     print('\n'.join(table_lines(res)))
