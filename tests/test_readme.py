@@ -181,6 +181,17 @@ def test_the_grain_sources_table_is_the_one_the_bench_wrote():
     assert_block_in_docs(confirm_lines(res))
 
 
+def test_the_grain_agreement_tables_are_the_ones_the_bench_wrote():
+    "docs/results.md's fine-tuning tables are results/grain_agreement.json (bench/grain_agreement.py), fine-tuned from the shipped checkpoint, whose own row is grain_sources.py's default row; the arms over five seeds, with their differences from the shipped checkpoint seed by seed."
+    from grain_agreement import confirm_lines, paired_lines, table_lines
+    res = json.loads((ROOT / 'results' / 'grain_agreement.json').read_text())
+    assert res['meta']['ckpt_md5'] == shipped_md5()
+    default = json.loads((ROOT / 'results' / 'grain_sources.json').read_text())['rows'][0]
+    assert all(res['rows']['shipped'][k] == default[k] for k in ('grain', 'floor_colour', 'evaluator', 'judge2'))
+    assert {'shipped', 'control'} <= set(res['confirm']) and all(len(c['per_seed']['judge2']) >= 5 for c in res['confirm'].values())
+    for lines in (table_lines(res), confirm_lines(res), paired_lines(res)): assert_block_in_docs(lines)
+
+
 def test_the_judge_race_table_is_the_one_the_bench_wrote():
     "docs/results.md's race of classifier families (why the second judge is trained in stages) is results/judge_race.json (bench/judge_race.py): the course's ResNet18 and the second judge's RegNetY-400MF among the contestants."
     from judge_race import table_lines

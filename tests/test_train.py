@@ -206,3 +206,21 @@ def test_the_extra_emas_of_bench_ema_rates_follow_the_loop_and_survive_a_resume(
     slow = load_pipeline(with_ema(ck, extra['emas']['0.5'], 0.5, tmp_path / 'ema0.5' / 'ckpt.pt'))
     assert load_checkpoint(tmp_path / 'ema0.5' / 'ckpt.pt')['config']['ema'] == 0.5
     assert all(torch.equal(p, extra['emas']['0.5'][k]) for k, p in slow.net.state_dict().items())
+
+
+def test_bench_grain_agreement_loss_is_the_loops_loss_plus_a_term_that_vanishes_when_the_predictions_agree(monkeypatch):
+    "bench/grain_agreement.py's loss without the term equals train.diffusion_loss on the same random draws; its term is 0 for a network that ignores the label and positive for one that does not."
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / 'bench'))
+    from grain_agreement import losses
+    from ddpm_lab.pipeline import make_model
+    from ddpm_lab.schedule import Schedule
+    cfg = get_config('tiny', pred='v', min_snr=5.0, t_logit=[-1.0, 1.5])
+    torch.manual_seed(0)
+    net, sched = make_model(cfg), Schedule.from_name(cfg['schedule'], cfg['T'])
+    x0, c = torch.rand(8, 3, cfg['size'], cfg['size']) * 2 - 1, encode([['red cube', 'blue sphere']] * 8)
+    draw = lambda: torch.Generator().manual_seed(3)
+    main, term = losses(net, sched, x0, c, cfg, draw(), agree=1.)
+    torch.testing.assert_close(main, T.diffusion_loss(net, sched, x0, c, cfg, draw()))
+    assert term > 0
+    blind = lambda x, t, c: net(x, t, torch.zeros_like(c))
+    assert losses(blind, sched, x0, c, cfg, draw(), agree=1.)[1] == 0
