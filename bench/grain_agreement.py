@@ -164,9 +164,10 @@ def main():
         res['rows'][arm] = dict(agree=agree, train_minutes=minutes, **measure(ckpt, cond, refs, judges)); save()
         print(arm, res['rows'][arm], flush=True)
     for arm in a.arms:   # the training log's first and last 100 steps: mean loss and mean agreement term (unweighted)
-        log = torch.tensor(torch.load(Path(a.runs) / arm.replace(' ', '_') / 'ckpt.pt', weights_only=True)['log'])
-        res['rows'][arm]['log'] = dict(first100=[round(v, 8) for v in log[:100].mean(0).tolist()], last100=[round(v, 8) for v in log[-100:].mean(0).tolist()])
-        save()
+        if 'log' not in res['rows'][arm]:
+            log = torch.tensor(torch.load(Path(a.runs) / arm.replace(' ', '_') / 'ckpt.pt', weights_only=True)['log'])
+            res['rows'][arm]['log'] = dict(first100=[round(v, 8) for v in log[:100].mean(0).tolist()], last100=[round(v, 8) for v in log[-100:].mean(0).tolist()])
+            save()
         for w in a.also_w:
             label = f'{arm}, w = {w:g}'
             if label in res['rows']: continue

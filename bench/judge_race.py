@@ -14,6 +14,7 @@ from torch import nn
 from ddpm_lab.ablations import machine
 from ddpm_lab.data import RESULTS_DIR, atomic_write, autocast, device_precision
 from ddpm_lab.evaluation import eval_input, via_32, flip, course_accuracy, predict, _scenes, _trunk
+from ddpm_lab.unet import n_params
 
 BATCH = 64
 
@@ -43,7 +44,7 @@ def race(arch, lr, steps, amp, x, y, xv, yv):
         with autocast('cpu', amp): logits = logits_of(xb)
         loss = F.binary_cross_entropy_with_logits(logits.float(), y[idx])
         opt.zero_grad(); loss.backward(); opt.step(); sch.step()
-    return dict(params=sum(p.numel() for p in m.parameters()), held_out=round(course_accuracy(predict(m.eval(), xv), yv), 3), seconds=round(time.time() - t0))
+    return dict(params=n_params(m), held_out=round(course_accuracy(predict(m.eval(), xv), yv), 3), seconds=round(time.time() - t0))
 
 def table_lines(res):
     "The docs' table of the race."
