@@ -79,6 +79,11 @@ def _export(a):
     from ddpm_lab.pipeline import export_checkpoint
     print(export_checkpoint(a.ckpt, a.out, half=not a.fp32))
 
+def _distil(a):
+    "Distil a checkpoint's guidance into its network (resumable); print the exported file."
+    from ddpm_lab.sampling import distil_guidance
+    print(distil_guidance(a.ckpt, a.out, w=a.w, steps=a.steps, data=a.data, device=a.device))
+
 # %% ../nbs/08_cli.ipynb 7
 def _typed(kind, ok, what):
     "An argparse type: kind(text) that must pass ok, else a one-line error saying what is expected."
@@ -196,6 +201,15 @@ def build_parser():
     p.add_argument('--out', required=True, help='output file')
     p.add_argument('--fp32', action='store_true', help='keep float32 weights (default: float16)')
     p.set_defaults(fn=_export)
+
+    p = sub.add_parser('distil', help="fine-tune a checkpoint on its own guided prediction: it then samples unguided, one network pass a step (resumable)")
+    p.add_argument('--ckpt', required=True, help='trained checkpoint (the teacher and the start)')
+    p.add_argument('--out', required=True, help='folder for ckpt.pt (resumable) and distilled.pt')
+    p.add_argument('--w', type=_typed(float, lambda v: math.isfinite(v) and v > 0, 'a finite weight > 0'), default=None, help="guidance weight to distil (default: the checkpoint's recommended w)")
+    p.add_argument('--steps', type=positive, default=1000, help="optimiser steps at the checkpoint's batch size")
+    p.add_argument('--data', default=None, help='training images (default: synthetic i-CLEVR, as the checkpoint was trained)')
+    _device_arg(p)
+    p.set_defaults(fn=_distil)
 
     p = sub.add_parser('ablate', help='run an ablation table of the reports: train -> sample -> evaluate per row and seed (resumable)')
     p.add_argument('--table', required=True, help='guidance, embedding, conditioning, timesteps, schedule, architecture or ddpm_vs_gan')

@@ -6,19 +6,19 @@
 __all__ = ['SAMPLERS', 'check_sampler', 'FULL', 'check_steps', 'timesteps', 'cfg_model', 'Oracle', 'GaussianOracle',
            'MixtureOracle', 'half_log_snr', 'ddpm_step', 'ddim_step', 'dpmpp_2m_step', 'check_cond', 'check_guidance',
            'RowNoise', 'sample', 'show_denoising', 'sampling_tag', 'sample_labels_file', 'SampleGrid', 'demo_figure',
-           'sampling_demo']
+           'sampling_demo', 'distil_loss', 'distil_guidance']
 
 # %% ../nbs/04_sampling.ipynb 3
-import math, numbers, time
+import copy, math, numbers, time
 from pathlib import Path
 import torch
 import torch.nn as nn
 import matplotlib.pyplot as plt
 from tqdm.auto import tqdm
 from .schedule import gaussian_posterior, check_pred, edm_scale
-from .pipeline import Pipeline, load_pipeline
-from .train import Callback
-from .data import DATA_DIR, LABELS, COLORS, SHAPES, encode, read_labels, save_grid, to_uint8, hash_uniform, atomic_write, check_out_dir, check_choice
+from .pipeline import Pipeline, load_pipeline, load_checkpoint, save_checkpoint, export_checkpoint, recommended_sampling
+from .train import Callback, training_data, training_steps, min_snr_weight, step_seed, ema_update
+from .data import DATA_DIR, LABELS, COLORS, SHAPES, encode, read_labels, save_grid, to_uint8, hash_uniform, atomic_write, check_out_dir, check_choice, normalize, file_md5, get_device
 
 # %% ../nbs/04_sampling.ipynb 16
 SAMPLERS = ('ddpm', 'ddim', 'dpm++')
@@ -286,3 +286,67 @@ def sampling_demo(pipe):
             plt.show(fig)
     button.on_click(run)
     return W.VBox([W.HBox([grid, W.VBox([sampler, steps, w, ramp, span, seed, button])]), out])
+
+# %% ../nbs/04_sampling.ipynb 70
+def distil_loss(student, teacher, schedule, x0, c, cfg, g, w, ramp=False):
+    "Guidance distillation: the student's conditional prediction regresses on the frozen teacher's guided one (cfg_model) at the same noised images, weighted over t as in training."
+    B = x0.shape[0]
+    t = training_steps(B, schedule.T, cfg.get('t_logit'), g, x0.device)   # the same draws as train.diffusion_loss
+    noise = torch.randn(x0.shape, generator=g, device=x0.device)
+    xt = schedule.q_sample(x0, t, noise)
+    inp, tm = schedule.model_input(cfg['pred'], xt, t), schedule.model_time(t)
+    with torch.no_grad(): target = cfg_model(teacher, w, ramp=ramp)(inp, tm, c).float()
+    err = (student(inp, tm, c).float() - target).pow(2).mean((1, 2, 3))
+    if cfg['min_snr']: err = err * min_snr_weight(schedule.snr(t).float(), cfg['min_snr'], cfg['pred'])
+    return err.mean()
+
+# %% ../nbs/04_sampling.ipynb 74
+def distil_guidance(ckpt, # a trained diffusion checkpoint: its EMA weights are the teacher and the student's start
+                    out, # folder for ckpt.pt (resumable) and distilled.pt (the exported student)
+                    w=None, # guidance weight to distil; None: the checkpoint's recommended w (and ramp)
+                    steps=1000, # optimiser steps on the checkpoint's training data, at its batch size
+                    ema=0.998, # EMA decay of the student's weights, from the first step
+                    warmup=100, # steps of linear warm-up to the preset's final learning rate
+                    every=100, # steps between checkpoints
+                    data=None, device='auto', progress=True):
+    "Fine-tune a checkpoint so that its conditional prediction is its own guided one at weight w: the result samples with one pass a step (w = 0). Resumes (or extends to more steps) out/ckpt.pt; returns out/distilled.pt."
+    ck = load_checkpoint(ckpt); cfg = ck['config']
+    if cfg.get('distilled'): raise ValueError(f"{ckpt} is distilled already (w={cfg['distilled']['w']:g}): distil the checkpoint it came from")
+    rec = recommended_sampling(cfg)
+    ramp = rec['ramp'] if w is None else False
+    w = rec['w'] if w is None else w
+    if not (isinstance(w, numbers.Real) and math.isfinite(w) and w > 0): raise ValueError(f'distil needs a guidance weight w > 0 (w = 0 is the network as it is), got {w!r}')
+    if not (isinstance(steps, int) and steps > 0): raise ValueError(f'steps must be a positive integer, got {steps!r}')
+    dev = get_device(device)
+    out = check_out_dir(out)
+    meta = dict(w=float(w), ramp=ramp, steps=steps, ema=ema, warmup=warmup, teacher=Path(ckpt).name, teacher_md5=file_md5(ckpt))
+    dcfg = cfg | dict(sampling=rec | dict(w=0., ramp=False), distilled=dict(meta))
+    pipe = load_pipeline(ckpt, device=dev, ck=ck)
+    teacher, schedule, g = pipe.net.requires_grad_(False), pipe.schedule, torch.Generator(dev)
+    student, avg = copy.deepcopy(teacher).train().requires_grad_(True), copy.deepcopy(teacher)
+    lr = cfg['lr'] * cfg['lr_min']
+    opt = torch.optim.AdamW(student.parameters(), lr=lr, betas=tuple(cfg['adam_betas']), weight_decay=0.)
+    step, log, seconds, path = 0, [], 0., out / 'ckpt.pt'
+    if path.is_file():
+        run = load_checkpoint(path); was = run['config'].get('distilled') or {}
+        same = lambda d: {k: v for k, v in d.items() if k not in ('steps', 'minutes', 'teacher')}   # more steps continue a run; the md5 names the teacher
+        if same(was) != same(meta): raise ValueError(f"{path} distils {same(was) or 'nothing'}, not {same(meta)}: choose another out folder")
+        student.load_state_dict(run['model']); avg.load_state_dict(run['ema']); opt.load_state_dict(run['opt']); step, log, seconds = run['step'], run['log'], run['seconds']
+    imgs, conds = training_data(cfg, data)
+    t0 = time.time() - seconds
+    def save():   # the config records the minutes trained so far, so the exported file says what it cost
+        s = time.time() - t0; dcfg['distilled']['minutes'] = round(s / 60, 1)
+        save_checkpoint(path, dict(config=dcfg, model=student.state_dict(), ema=avg.state_dict(), opt=opt.state_dict(), step=step, log=log, seconds=s))
+    with tqdm(total=steps, initial=step, disable=not progress, desc=f'distil w={w:g}') as bar:
+        while step < steps:
+            g.manual_seed(step_seed(cfg['seed'], 0, step))
+            idx = torch.randint(len(imgs), (cfg['batch_size'],), generator=g, device=dev).cpu()
+            loss = distil_loss(student, teacher, schedule, normalize(imgs[idx]).to(dev), conds[idx].to(dev), cfg, g, w, ramp)
+            for group in opt.param_groups: group['lr'] = lr * min(1., (step + 1) / warmup)
+            opt.zero_grad(set_to_none=True); loss.backward()
+            if cfg['grad_clip']: torch.nn.utils.clip_grad_norm_(student.parameters(), cfg['grad_clip'])
+            opt.step(); step += 1
+            ema_update(avg, student, ema, 10**6)   # 10**6: the full decay from the first step, as late in a run
+            log.append(loss.item()); bar.update(1); bar.set_postfix(loss=f'{loss.item():.4f}')
+            if step % every == 0 or step == steps: save()
+    return export_checkpoint(path, out / 'distilled.pt')

@@ -7,7 +7,7 @@ from ddpm_lab.data import DATA_DIR
 def test_help_explains_every_command(cli):
     r = cli('--help')
     assert r.returncode == 0
-    for cmd in ('render', 'presets', 'train', 'sample', 'evaluate', 'train-evaluator', 'export', 'quickstart'):
+    for cmd in ('render', 'presets', 'train', 'sample', 'evaluate', 'train-evaluator', 'export', 'distil', 'quickstart'):
         assert cmd in r.stdout
     r = cli('train', '--help')
     assert '--resume' in r.stdout and '--minutes' in r.stdout

@@ -25,11 +25,24 @@ def test_readme_headline_is_the_committed_results_file():
     readme = (ROOT / 'README.md').read_text()
     assert len(h['seeds']) >= 5 and {k: h[k] for k in SAMPLING_DEFAULTS} == SAMPLING_DEFAULTS
     assert list(h['files']) == list(EVAL_FILES)   # the course's two files and our held-out and novel lists, under both judges
-    for f, r in h['files'].items():
-        a, j = r['accuracy'], r['judge2']
-        row = (f"| {f} | **{a['mean']:.3f} ± {a['std']:.3f}** | {', '.join(f'{v:.3f}' for v in a['values'])} | "
-               f"**{j['mean']:.3f} ± {j['std']:.3f}** | {r['ceiling']:.3f} / {r['judge2_ceiling']:.3f} | {r['grain']['mean']:.2f} | {r['saturation']['mean']:.2f} |")
-        assert row in readme, row
+    for f, r in h['files'].items(): assert summary_row(f, r) in readme, summary_row(f, r)
+
+
+def summary_row(f, r):
+    "The table row of one file of an evaluate_seeds summary: each judge's mean ± std, the evaluator's seeds, the ceilings, grain and floor colour."
+    a, j = r['accuracy'], r['judge2']
+    return (f"| {f} | **{a['mean']:.3f} ± {a['std']:.3f}** | {', '.join(f'{v:.3f}' for v in a['values'])} | "
+            f"**{j['mean']:.3f} ± {j['std']:.3f}** | {r['ceiling']:.3f} / {r['judge2_ceiling']:.3f} | {r['grain']['mean']:.2f} | {r['saturation']['mean']:.2f} |")
+
+
+def test_the_distilled_checkpoint_is_the_shipped_one_distilled_and_its_table_is_its_evaluation():
+    "data/weights/cpu_distilled.pt is `ddpm-lab distil` of the shipped checkpoint (its config names the teacher's md5) and recommends w = 0; docs/results.md's table of it is results/distilled.json, its five-seed evaluation on the four files under both judges."
+    from ddpm_lab.pipeline import load_checkpoint
+    cfg = load_checkpoint(ROOT / 'data' / 'weights' / 'cpu_distilled.pt')['config']
+    assert cfg['distilled']['teacher_md5'] == shipped_md5() and cfg['sampling']['w'] == 0 and cfg['distilled']['w'] == SAMPLING_DEFAULTS['w']
+    s = json.loads((ROOT / 'results' / 'distilled.json').read_text())
+    assert Path(s['ckpt']).name == 'cpu_distilled.pt' and s['w'] == 0 and len(s['seeds']) >= 5 and list(s['files']) == list(EVAL_FILES)
+    assert_block_in_docs([summary_row(f, r) for f, r in s['files'].items()])
 
 
 def test_the_sampler_choice_is_the_default():

@@ -224,3 +224,21 @@ def test_bench_grain_agreement_loss_is_the_loops_loss_plus_a_term_that_vanishes_
     assert term > 0
     blind = lambda x, t, c: net(x, t, torch.zeros_like(c))
     assert losses(blind, sched, x0, c, cfg, draw(), agree=1.)[1] == 0
+
+
+
+def test_bench_guidance_distillation_sees_the_control_arms_noised_inputs():
+    "sampling.distil_loss (bench/grain_agreement.py's distil arms) draws the same times and noise as the control arm's loss from the same generator, so the arms stay paired; it is 0 for a student equal to its teacher at w = 0."
+    from ddpm_lab.sampling import distil_loss
+    from ddpm_lab.pipeline import make_model
+    from ddpm_lab.schedule import Schedule
+    cfg = get_config('tiny', pred='v', min_snr=5.0, t_logit=[-1.0, 1.5], p_uncond=0.)
+    torch.manual_seed(0)
+    net, sched = make_model(cfg), Schedule.from_name(cfg['schedule'], cfg['T'])
+    x0, c = torch.rand(8, 3, cfg['size'], cfg['size']) * 2 - 1, encode([['red cube', 'blue sphere']] * 8)
+    draw = lambda: torch.Generator().manual_seed(3)
+    assert distil_loss(net, net, sched, x0, c, cfg, draw(), 0.) == 0
+    seen = []
+    spy = lambda x, t, c: seen.append((x, t)) or net(x, t, c)
+    T.diffusion_loss(spy, sched, x0, c, cfg, draw()); distil_loss(spy, net, sched, x0, c, cfg, draw(), 3.)
+    assert torch.equal(seen[0][0], seen[1][0]) and torch.equal(seen[0][1], seen[1][1])
