@@ -12,7 +12,9 @@ shipped checkpoint from its weights once per arm, every arm on the same batches,
   the preset's weighting over t, on the frozen shipped network's guided prediction (1+W) out_c - W out_u at the same
   noised images, so the result samples with one forward pass a step and no guidance (w = 0, its recommended setting).
   Guidance multiplies whatever the two predictions disagree on; a student fits the guided output instead, and the
-  question is whether it keeps the fine detail that is grain. Its sampling time is measured beside the shipped
+  question is whether it keeps the fine detail that is grain. `distil W blur S [below T]` distils a target whose
+  guidance direction is low-passed with a Gaussian of S pixels (at times t <= T; sampling.cfg_model's blur), the
+  sampling-side cut of bench/grain_sources.py moved into the network. Its sampling time is measured beside the shipped
   checkpoint's on test.json (guided: a doubled batch a step), alternated in one process.
 Each arm runs `--steps` steps at the preset's final learning rate (lr * lr_min, reached by a linear warm-up over the
 first WARMUP steps, since a fresh AdamW's first steps are full-size), with an EMA of decay EMA started from the shipped
@@ -25,8 +27,9 @@ to results/grain_agreement.json as they are measured; a rerun skips what it has.
 Usage: PYTHONPATH=. OMP_NUM_THREADS=1 python bench/grain_agreement.py [--arms control 'agree 300'] [--steps 1000] [--also-w W ...]
        [--confirm ARM ...] [--runs runs/grain_agreement]
 (an arm: about 28 minutes for the control, 50 with the term, at one thread of an AVX2 EPYC beside another job)
-(a distilled arm: 48 minutes, `ddpm-lab distil`'s loop; the committed results: --arms control 'agree 300' 'distil 3' --also-w 6 12
- --confirm shipped control 'agree 300' 'distil 3')
+(a distilled arm: 48-52 minutes, `ddpm-lab distil`'s loop; the committed results: --arms control 'agree 300' 'distil 3'
+ 'distil 3 blur 1' 'distil 3 blur 1 below 0.2' --also-w 6 12 --confirm shipped control 'agree 300' 'distil 3' 'distil 3 blur 1'
+ 'distil 3 blur 1 below 0.2')
 """
 import argparse, copy, json, statistics, time
 from pathlib import Path
@@ -69,17 +72,26 @@ def losses(net, sched, x0, c, cfg, g, agree):
 
 
 def parse(arm):
-    "An arm's kind and number: 'control' -> ('control', 0.), 'agree 300' -> ('agree', 300.), 'distil 3' -> ('distil', 3.)."
-    kind, _, value = arm.partition(' ')
-    if kind not in ('control', 'agree', 'distil') or (kind == 'control') != (value == ''):
-        raise SystemExit(f"unknown arm {arm!r}: use 'control', 'agree L' or 'distil W'")
+    "An arm's kind and number: 'control' -> ('control', 0.), 'agree 300' -> ('agree', 300.), 'distil 3' (or 'distil 3 blur 1 ...') -> ('distil', 3.)."
+    kind, _, rest = arm.partition(' ')
+    value, _, extra = rest.partition(' ')
+    if kind not in ('control', 'agree', 'distil') or (kind == 'control') != (value == '') or (extra and kind != 'distil'):
+        raise SystemExit(f"unknown arm {arm!r}: use 'control', 'agree L', 'distil W' or 'distil W blur S [below T]'")
     return kind, float(value or 0)
+
+
+def low_pass(arm):
+    "The low-pass of a distilled arm's target (sampling.cfg_model's blur): 'distil 3 blur 1 below 0.2' -> dict(blur=1., blur_below=0.2); none: blur 0."
+    words = arm.split()[2:]
+    opts = dict(zip(words[::2], words[1::2]))
+    if len(words) % 2 or set(opts) - {'blur', 'below'}: raise SystemExit(f"unknown arm {arm!r}: use 'distil W blur S [below T]'")
+    return dict(blur=float(opts.get('blur', 0)), blur_below=float(opts.get('below', 1)))
 
 
 def finetune(arm, steps, folder):
     "Fine-tune the shipped weights for `steps` steps (resumable); returns the exported EMA checkpoint."
     kind, value = parse(arm)
-    if kind == 'distil': return distil_guidance(SHIPPED, folder, w=value, steps=steps, ema=EMA, warmup=WARMUP, device='cpu')   # the library's loop, the same draws
+    if kind == 'distil': return distil_guidance(SHIPPED, folder, w=value, steps=steps, ema=EMA, warmup=WARMUP, device='cpu', **low_pass(arm))   # the library's loop, the same draws
     final = folder / 'final.pt'
     if final.is_file(): return final
     pipe = load_pipeline(SHIPPED, device='cpu'); cfg, sched = pipe.config, pipe.schedule
@@ -157,12 +169,20 @@ def paired_lines(res, base='shipped'):
         f"| {describe(arm, res['meta']['steps'])} | {cell(arm, 'accuracy')} | {cell(arm, 'judge2')} |" for arm in res['confirm'] if arm != base]
 
 
+def blurred(arm):
+    "How a distilled arm's target low-passes its guidance direction, in words ('' for plain guidance)."
+    lp = low_pass(arm)
+    if not lp['blur']: return ''
+    when = '' if lp['blur_below'] == 1 else f" while t <= {lp['blur_below']:g}"
+    return f", direction low-passed (sigma {lp['blur']:g} px{when})"
+
+
 def describe(row, steps):
     "A row's label in the docs: which weights, and the guidance weight when it is not the default's 3."
     arm, _, w = row.partition(', w = ')
     kind, value = ('shipped', 0) if arm == 'shipped' else parse(arm)
     what = dict(shipped='shipped, as it is', control=f'+ {steps} steps, the preset\'s loss', agree=f'+ {steps} steps, loss + {value:g} x agreement',
-                distil=f'+ {steps} steps distilled from its own guidance at w = {value:g}, sampled unguided')[kind]
+                distil=f'+ {steps} steps distilled from its own guidance at w = {value:g}{blurred(arm)}, sampled unguided')[kind]
     return what + (f', sampled at w = {w}' if w else '')
 
 
@@ -180,7 +200,7 @@ def confirm_lines(res):
 
 def main():
     P = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    P.add_argument('--arms', nargs='+', default=['control', 'agree 300'], help="'control', 'agree L' or 'distil W'")
+    P.add_argument('--arms', nargs='+', default=['control', 'agree 300'], help="'control', 'agree L', 'distil W' or 'distil W blur S [below T]'")
     P.add_argument('--steps', type=int, default=STEPS)
     P.add_argument('--also-w', nargs='+', type=float, default=[], metavar='W', help='also sample each fine-tuned arm at these guidance weights')
     P.add_argument('--confirm', nargs='+', default=[], metavar='ARM')

@@ -82,7 +82,7 @@ def _export(a):
 def _distil(a):
     "Distil a checkpoint's guidance into its network (resumable); print the exported file."
     from ddpm_lab.sampling import distil_guidance
-    print(distil_guidance(a.ckpt, a.out, w=a.w, steps=a.steps, data=a.data, device=a.device))
+    print(distil_guidance(a.ckpt, a.out, w=a.w, steps=a.steps, blur=a.blur, blur_below=a.blur_below, data=a.data, device=a.device))
 
 # %% ../nbs/08_cli.ipynb 7
 def _typed(kind, ok, what):
@@ -207,6 +207,8 @@ def build_parser():
     p.add_argument('--out', required=True, help='folder for ckpt.pt (resumable) and distilled.pt')
     p.add_argument('--w', type=_typed(float, lambda v: math.isfinite(v) and v > 0, 'a finite weight > 0'), default=None, help="guidance weight to distil (default: the checkpoint's recommended w)")
     p.add_argument('--steps', type=positive, default=1000, help="optimiser steps at the checkpoint's batch size")
+    p.add_argument('--blur', type=_typed(float, lambda v: 0 <= v < 8, 'a sigma in pixels in [0, 8)'), default=0., help='low-pass the guidance direction of the target with a Gaussian of this sigma in pixels (default: 0, plain guidance)')
+    p.add_argument('--blur-below', type=_typed(float, lambda v: 0 < v <= 1, 'a time in (0, 1]'), default=1., help='low-pass it only at times t at most this (1 = pure noise; default: 1, every time)')
     p.add_argument('--data', default=None, help='training images (default: synthetic i-CLEVR, as the checkpoint was trained)')
     _device_arg(p)
     p.set_defaults(fn=_distil)

@@ -13,6 +13,7 @@ import copy, math, numbers, time
 from pathlib import Path
 import torch
 import torch.nn as nn
+from torchvision.transforms.v2.functional import gaussian_blur
 import matplotlib.pyplot as plt
 from tqdm.auto import tqdm
 from .schedule import gaussian_posterior, check_pred, edm_scale
@@ -42,7 +43,9 @@ FULL = (0., 1.)   # guidance interval of plain classifier-free guidance: every s
 def cfg_model(model, # network called as model(x, t, c)
               w, # guidance weight; 0 = plain conditional model
               interval=FULL, # (lo, hi): guide only at steps whose time t (the network's, in (0, 1]; 1 = pure noise) is in [lo, hi]
-              ramp=False): # weight 2 w t at time t instead of w: strongest on pure noise, none on the clean image, w on average
+              ramp=False, # weight 2 w t at time t instead of w: strongest on pure noise, none on the clean image, w on average
+              blur=0., # sigma in pixels of a Gaussian low-pass of the guidance direction model(x,t,c) - model(x,t,null); 0: none
+              blur_below=1.): # low-pass the direction only in rows whose time t is at most this
     "Guided network fn(x, t, c) = (1+w) model(x,t,c) - w model(x,t,null), in one batched forward; outside `interval` the conditional model alone, in one plain forward."
     if w == 0: return model
     lo, hi = interval
@@ -50,11 +53,14 @@ def cfg_model(model, # network called as model(x, t, c)
     def guided(x, t, c):   # t: one time for the whole batch, as the samplers call it
         if not (everywhere or lo <= t[0].item() <= hi): return model(x, t, c)
         out_c, out_u = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([c, torch.zeros_like(c)])).chunk(2)
-        weight = 2 * w * t.view(-1, *[1] * (x.ndim - 1)) if ramp else w
-        return out_c + weight * (out_c - out_u)
+        per_row = lambda v: v.view(-1, *[1] * (x.ndim - 1))
+        weight = 2 * w * per_row(t) if ramp else w
+        d = out_c - out_u
+        if blur: d = torch.where(per_row(t <= blur_below), gaussian_blur(d, 2 * round(2 * blur) + 1, blur), d)
+        return out_c + weight * d
     return guided
 
-# %% ../nbs/04_sampling.ipynb 27
+# %% ../nbs/04_sampling.ipynb 29
 class Oracle(nn.Module):
     "Base of the exact denoisers: turns E[x0|x_t] into the output a `pred`-type network would give."
     def __init__(self, schedule, pred='eps'): super().__init__(); check_pred(pred); self.schedule, self.pred = schedule, pred
@@ -86,7 +92,7 @@ class MixtureOracle(Oracle):
             logits = logits.masked_fill(~allowed, -math.inf)
         return (logits.softmax(1) @ p).view_as(x)
 
-# %% ../nbs/04_sampling.ipynb 31
+# %% ../nbs/04_sampling.ipynb 33
 def half_log_snr(ab):
     "lambda = log(alpha/sigma) = log(ab/(1-ab))/2 of an alpha-bar value: -inf at 0, +inf at 1."
     ab = torch.tensor(ab, dtype=torch.float64)
@@ -112,7 +118,7 @@ def dpmpp_2m_step(x, x0, ab_t, ab_s, prev=None, eta=0., z=0.):
     x_s = keep * x - ab_s ** 0.5 * math.expm1(-(1 + eta) * h) * d
     return (x_s + ((1 - ab_s) * -math.expm1(-2 * eta * h)) ** 0.5 * z if eta else x_s), (x0, h)
 
-# %% ../nbs/04_sampling.ipynb 35
+# %% ../nbs/04_sampling.ipynb 37
 def check_cond(cond, model):
     "Raise a ValueError unless cond is a (B, n) tensor, n = the model's n_classes (default: the 24 labels)."
     n = getattr(model, 'n_classes', len(LABELS))
@@ -191,7 +197,7 @@ def sample(pipe:Pipeline, # the network with its schedule, prediction target, si
     snaps = parts[0][1] if parts else dict(t=[], xt=[], x0=[])
     return x, dict(t=snaps['t'], **{k: torch.cat([torch.stack(p[1][k]) for p in parts], 1) for k in ('xt', 'x0')})
 
-# %% ../nbs/04_sampling.ipynb 55
+# %% ../nbs/04_sampling.ipynb 57
 def show_denoising(images, # final samples (B,3,H,W) in [-1,1]
                    snaps, # the snapshots dict that sample(..., keep=k) returns
                    titles=None, # one caption per image (e.g. its labels)
@@ -212,7 +218,7 @@ def show_denoising(images, # final samples (B,3,H,W) in [-1,1]
     fig.tight_layout()
     return fig
 
-# %% ../nbs/04_sampling.ipynb 58
+# %% ../nbs/04_sampling.ipynb 60
 def sampling_tag(sampler, steps, w, seed, eta=0., interval=FULL, ramp=False):
     "The file-name tag of one sampling setting, e.g. 'ddpm50_w2_seed0', 'dpm++25_eta1_w2_seed0', 'ddpm50_w5_t0.4-1_seed0' (guidance interval) or 'ddpm50_w4ramp_seed0'."
     span = '' if tuple(interval) == FULL else f'_t{interval[0]:g}-{interval[1]:g}'
@@ -240,7 +246,7 @@ def sample_labels_file(ckpt, # checkpoint written by ddpm_lab.train
     atomic_write(tensors, lambda tmp: torch.save(record, tmp))
     return dict(grid=grid, tensors=tensors, seconds=seconds, n=len(lists))
 
-# %% ../nbs/04_sampling.ipynb 60
+# %% ../nbs/04_sampling.ipynb 62
 class SampleGrid(Callback):
     "Rank 0: every cfg['sample_every'] steps, and at the end of a finished run, DDIM-sample the 32 test.json conditions into an 8-per-row grid."
     def after_step(self, r):
@@ -254,7 +260,7 @@ class SampleGrid(Callback):
         save_grid(sample(pipe, cond, 'ddim', min(r.cfg['sample_steps'], r.cfg['T']), r.cfg['sample_w'], seed=0), path, ncol=8)
         net.train(was_training)
 
-# %% ../nbs/04_sampling.ipynb 65
+# %% ../nbs/04_sampling.ipynb 67
 def demo_figure(pipe, labels, # a Pipeline and one label list ([] = unconditional)
                 sampler=None, steps=None, w=None, seed=0, n_keep=8, interval=FULL, ramp=None): # None: the pipeline's settings
     "Sample one image for `labels` and draw it with its denoising strip."
@@ -287,26 +293,28 @@ def sampling_demo(pipe):
     button.on_click(run)
     return W.VBox([W.HBox([grid, W.VBox([sampler, steps, w, ramp, span, seed, button])]), out])
 
-# %% ../nbs/04_sampling.ipynb 70
-def distil_loss(student, teacher, schedule, x0, c, cfg, g, w, ramp=False):
+# %% ../nbs/04_sampling.ipynb 72
+def distil_loss(student, teacher, schedule, x0, c, cfg, g, w, ramp=False, blur=0., blur_below=1.):
     "Guidance distillation: the student's conditional prediction regresses on the frozen teacher's guided one (cfg_model) at the same noised images, weighted over t as in training."
     B = x0.shape[0]
     t = training_steps(B, schedule.T, cfg.get('t_logit'), g, x0.device)   # the same draws as train.diffusion_loss
     noise = torch.randn(x0.shape, generator=g, device=x0.device)
     xt = schedule.q_sample(x0, t, noise)
     inp, tm = schedule.model_input(cfg['pred'], xt, t), schedule.model_time(t)
-    with torch.no_grad(): target = cfg_model(teacher, w, ramp=ramp)(inp, tm, c).float()
+    with torch.no_grad(): target = cfg_model(teacher, w, ramp=ramp, blur=blur, blur_below=blur_below)(inp, tm, c).float()
     err = (student(inp, tm, c).float() - target).pow(2).mean((1, 2, 3))
     if cfg['min_snr']: err = err * min_snr_weight(schedule.snr(t).float(), cfg['min_snr'], cfg['pred'])
     return err.mean()
 
-# %% ../nbs/04_sampling.ipynb 74
+# %% ../nbs/04_sampling.ipynb 76
 def distil_guidance(ckpt, # a trained diffusion checkpoint: its EMA weights are the teacher and the student's start
                     out, # folder for ckpt.pt (resumable) and distilled.pt (the exported student)
                     w=None, # guidance weight to distil; None: the checkpoint's recommended w (and ramp)
                     steps=1000, # optimiser steps on the checkpoint's training data, at its batch size
                     ema=0.998, # EMA decay of the student's weights, from the first step
                     warmup=100, # steps of linear warm-up to the preset's final learning rate
+                    blur=0., # sigma in pixels of a low-pass of the target's guidance direction (cfg_model); 0: plain guidance
+                    blur_below=1., # low-pass it only at times t at most this
                     every=100, # steps between checkpoints
                     data=None, device='auto', progress=True):
     "Fine-tune a checkpoint so that its conditional prediction is its own guided one at weight w: the result samples with one pass a step (w = 0). Resumes (or extends to more steps) out/ckpt.pt; returns out/distilled.pt."
@@ -317,9 +325,11 @@ def distil_guidance(ckpt, # a trained diffusion checkpoint: its EMA weights are 
     w = rec['w'] if w is None else w
     if not (isinstance(w, numbers.Real) and math.isfinite(w) and w > 0): raise ValueError(f'distil needs a guidance weight w > 0 (w = 0 is the network as it is), got {w!r}')
     if not (isinstance(steps, int) and steps > 0): raise ValueError(f'steps must be a positive integer, got {steps!r}')
+    if not (isinstance(blur, numbers.Real) and 0 <= blur < 8 and 0 < blur_below <= 1): raise ValueError(f'blur is a sigma in pixels in [0, 8) and blur_below a time in (0, 1], got {blur!r} and {blur_below!r}')
     dev = get_device(device)
     out = check_out_dir(out)
     meta = dict(w=float(w), ramp=ramp, steps=steps, ema=ema, warmup=warmup, teacher=Path(ckpt).name, teacher_md5=file_md5(ckpt))
+    if blur: meta |= dict(blur=float(blur), blur_below=float(blur_below))   # plain guidance keeps the keys of files distilled before the option
     dcfg = cfg | dict(sampling=rec | dict(w=0., ramp=False), distilled=dict(meta))
     pipe = load_pipeline(ckpt, device=dev, ck=ck)
     teacher, schedule, g = pipe.net.requires_grad_(False), pipe.schedule, torch.Generator(dev)
@@ -341,7 +351,7 @@ def distil_guidance(ckpt, # a trained diffusion checkpoint: its EMA weights are 
         while step < steps:
             g.manual_seed(step_seed(cfg['seed'], 0, step))
             idx = torch.randint(len(imgs), (cfg['batch_size'],), generator=g, device=dev).cpu()
-            loss = distil_loss(student, teacher, schedule, normalize(imgs[idx]).to(dev), conds[idx].to(dev), cfg, g, w, ramp)
+            loss = distil_loss(student, teacher, schedule, normalize(imgs[idx]).to(dev), conds[idx].to(dev), cfg, g, w, ramp, blur, blur_below)
             for group in opt.param_groups: group['lr'] = lr * min(1., (step + 1) / warmup)
             opt.zero_grad(set_to_none=True); loss.backward()
             if cfg['grad_clip']: torch.nn.utils.clip_grad_norm_(student.parameters(), cfg['grad_clip'])

@@ -43,3 +43,17 @@ def test_distillation_refuses_what_it_cannot_do(cli, teacher, tmp_path):
     assert r.returncode == 2 and 'not a finite weight > 0' in r.stderr and 'Traceback' not in r.stderr
     r = cli('distil', '--ckpt', DATA_DIR / 'weights' / 'evaluator.pth', '--out', tmp_path / 'e')
     assert r.returncode == 2 and 'not a ddpm_lab diffusion checkpoint' in r.stderr
+
+
+def test_a_low_passed_target_is_recorded_differs_from_plain_guidance_and_resumes_only_as_itself(cli, teacher, tmp_path):
+    plain = load_checkpoint(distil_guidance(teacher, tmp_path / 'plain', w=2., steps=2, progress=False))
+    r = cli('distil', '--ckpt', teacher, '--out', tmp_path / 'low', '--w', '2', '--steps', '2', '--blur', '1', '--blur-below', '0.5', '--device', 'cpu')
+    assert r.returncode == 0, r.stderr[-2000:]
+    low = load_checkpoint(tmp_path / 'low' / 'distilled.pt')
+    assert 'blur' not in plain['config']['distilled']   # plain guidance keeps the keys of files distilled before the option
+    assert low['config']['distilled']['blur'] == 1 and low['config']['distilled']['blur_below'] == 0.5
+    assert any(not torch.equal(plain['model'][k], low['model'][k]) for k in plain['model'])
+    with pytest.raises(ValueError, match='choose another out folder'): distil_guidance(teacher, tmp_path / 'low', w=2., steps=3, progress=False)
+    with pytest.raises(ValueError, match='blur is a sigma'): distil_guidance(teacher, tmp_path / 'x', w=2., blur=-1., progress=False)
+    r = cli('distil', '--ckpt', teacher, '--out', tmp_path / 'y', '--blur-below', '0')
+    assert r.returncode == 2 and 'not a time in (0, 1]' in r.stderr and 'Traceback' not in r.stderr
