@@ -50,7 +50,7 @@ def cfg_model(model, # network called as model(x, t, c)
     if w == 0: return model
     lo, hi = interval
     everywhere = tuple(interval) == FULL   # then no per-step check (t[0].item() waits for a GPU)
-    def guided(x, t, c):   # t: one time for the whole batch, as the samplers call it
+    def guided(x, t, c):   # the interval is checked on t[0] (samplers pass one time for the batch); ramp and blur act per row
         if not (everywhere or lo <= t[0].item() <= hi): return model(x, t, c)
         out_c, out_u = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([c, torch.zeros_like(c)])).chunk(2)
         per_row = lambda v: v.view(-1, *[1] * (x.ndim - 1))

@@ -1,5 +1,4 @@
 "Guidance distillation (`ddpm-lab distil`, sampling.distil_guidance): the exported network samples unguided, a stopped run resumes to the same weights, and bad inputs get clear errors."
-import json
 import pytest, torch
 from ddpm_lab.data import DATA_DIR
 from ddpm_lab.pipeline import load_checkpoint

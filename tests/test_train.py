@@ -226,7 +226,6 @@ def test_bench_grain_agreement_loss_is_the_loops_loss_plus_a_term_that_vanishes_
     assert losses(blind, sched, x0, c, cfg, draw(), agree=1.)[1] == 0
 
 
-
 def test_bench_guidance_distillation_sees_the_control_arms_noised_inputs():
     "sampling.distil_loss (bench/grain_agreement.py's distil arms) draws the same times and noise as the control arm's loss from the same generator, so the arms stay paired; it is 0 for a student equal to its teacher at w = 0."
     from ddpm_lab.sampling import distil_loss
